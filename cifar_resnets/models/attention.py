@@ -23,7 +23,7 @@ class ChannelAttention(nn.Module):
     def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__()
         if channels < 1 or reduction < 1:
-            raise ValueError(f"ChannelAttention needs channels >= 1 and reduction >= 1, got {channels}, {reduction}")
+            raise ValueError(f"ChannelAttention needs channels, reduction >= 1, got {channels}, {reduction}")
         hidden = max(channels // reduction, 1)
         self.mlp = nn.Sequential(
             nn.Conv2d(channels, hidden, kernel_size=1, bias=False),
@@ -135,7 +135,7 @@ class AttentionResNet(nn.Module):
         super().__init__()
         widths, strides = tuple(widths), tuple(strides)
         if len(widths) != 4 or len(strides) != 4:
-            raise ValueError(f"AttentionResNet needs 4 stage widths and 4 strides, got {widths} and {strides}")
+            raise ValueError(f"AttentionResNet needs 4 stage widths and 4 strides, got {widths}, {strides}")
         if blocks_per_stage < 1:
             raise ValueError(f"blocks_per_stage must be >= 1, got {blocks_per_stage}")
         self.conv1 = nn.Conv2d(3, stem_width, kernel_size=3, stride=1, padding=1, bias=False)
@@ -145,9 +145,8 @@ class AttentionResNet(nn.Module):
         stages = []
         for width, stride in zip(widths, strides):
             blocks = [AttentionResidualBlock(channels, width, stride, reduction, kernel_size)]
-            blocks += [
-                AttentionResidualBlock(width, width, 1, reduction, kernel_size) for _ in range(blocks_per_stage - 1)
-            ]
+            for _ in range(blocks_per_stage - 1):
+                blocks.append(AttentionResidualBlock(width, width, 1, reduction, kernel_size))
             stages.append(nn.Sequential(*blocks))
             channels = width
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
