@@ -1,0 +1,42 @@
+# One-command set-up: `make train` and `make test` create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Pinned to the releases this suite is tested with; newer ones in pyproject's ranges work too.
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+ARGS ?=
+
+.PHONY: install train test test-fast lint format clean
+
+$(BIN)/cifar-train: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH_PINS)
+	$(BIN)/pip install --quiet -e ".[dev,launchers,app]"
+	touch $@
+
+install: $(BIN)/cifar-train
+
+# ResNet-20 on CIFAR-10 with He et al.'s recipe; data from $CIFAR_DATA (default ./data),
+# downloaded there when missing. Extra Hydra overrides: make train ARGS="trainer.max_epochs=10"
+train: install
+	$(BIN)/cifar-train data.download=true $(ARGS)
+
+# Lint, then the whole test suite (slow end-to-end tests included).
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest -q $(ARGS)
+
+test-fast: install
+	$(BIN)/pytest -q -m "not slow" $(ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

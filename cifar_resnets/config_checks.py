@@ -1,0 +1,160 @@
+"""Refuse impossible configs in the first second, before any data is read or folder created.
+
+``check_config`` raises ``ConfigError`` (a ``ValueError``) with one line that names the key and
+says what to change. ``CheckConfigCallback`` runs it as a Hydra callback at ``on_run_start``,
+i.e. before Hydra creates the run folder, so a typo leaves nothing behind on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+# Training-set sizes of the datasets whose size is known without reading them.
+KNOWN_TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000}
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message says which key and what to change."""
+
+
+def _get(cfg: DictConfig, key: str, default: Any = None) -> Any:
+    return OmegaConf.select(cfg, key, default=default)
+
+
+def _positive(cfg: DictConfig, key: str) -> None:
+    value = _get(cfg, key)
+    if value is not None and not (isinstance(value, (int, float)) and value > 0):
+        raise ConfigError(f"{key}={value} must be a positive number")
+
+
+def _check_optim(cfg: DictConfig) -> None:
+    _positive(cfg, "optim.lr")
+    wd = _get(cfg, "optim.weight_decay", 0.0)
+    if wd is not None and wd < 0:
+        raise ConfigError(f"optim.weight_decay={wd} must be >= 0")
+    smoothing = _get(cfg, "module.label_smoothing", 0.0)
+    if not 0.0 <= smoothing < 1.0:
+        raise ConfigError(f"module.label_smoothing={smoothing} must be in [0, 1)")
+
+
+def _steps_per_epoch(cfg: DictConfig) -> int | None:
+    available = KNOWN_TRAIN_SIZES.get(str(_get(cfg, "data.name")))
+    if available is None:
+        return None
+    train_size = available - (_get(cfg, "data.val_size") or 0)
+    num_train = _get(cfg, "data.num_train")
+    if num_train is not None:
+        if num_train > train_size:
+            raise ConfigError(
+                f"data.num_train={num_train} is larger than the {train_size} training images left after "
+                f"data.val_size={_get(cfg, 'data.val_size')}; lower it or set data.num_train=null"
+            )
+        train_size = num_train
+    world = _get(cfg, "trainer.devices")
+    world = world if isinstance(world, int) and world > 0 else 1
+    return max(train_size // (_get(cfg, "data.batch_size") * world), 0)
+
+
+def _check_data(cfg: DictConfig) -> int | None:
+    _positive(cfg, "data.batch_size")
+    _positive(cfg, "data.eval_batch_size")
+    val_size = _get(cfg, "data.val_size")
+    available = KNOWN_TRAIN_SIZES.get(str(_get(cfg, "data.name")))
+    if val_size is not None and available is not None and not 0 <= val_size < available:
+        raise ConfigError(f"data.val_size={val_size} must be between 0 and {available - 1}")
+    num_train = _get(cfg, "data.num_train")
+    if num_train is not None and num_train <= 0:
+        raise ConfigError(f"data.num_train={num_train} must be positive (or null for all images)")
+    steps = _steps_per_epoch(cfg)
+    if steps == 0:
+        raise ConfigError(
+            f"data.batch_size={_get(cfg, 'data.batch_size')} is larger than the training set; "
+            "lower it or raise data.num_train"
+        )
+    return steps
+
+
+def _check_model(cfg: DictConfig) -> None:
+    target = str(_get(cfg, "model._target_", ""))
+    depth = _get(cfg, "model.depth")
+    if target.endswith("CifarResNet") and depth is not None and (depth < 8 or (depth - 2) % 6):
+        raise ConfigError(
+            f"model.depth={depth} is not 6n+2 (n >= 1): use 20, 32, 44, 56, 110 or another 6n+2"
+        )
+
+
+def _check_schedule(cfg: DictConfig, steps_per_epoch: int | None) -> None:
+    max_steps = _get(cfg, "trainer.max_steps", -1) or -1
+    max_epochs = _get(cfg, "trainer.max_epochs", -1) or -1
+    if max_steps <= 0 and max_epochs <= 0:
+        raise ConfigError("set trainer.max_epochs or trainer.max_steps to a positive number")
+    milestones = _get(cfg, "schedule.milestones")
+    if not milestones or steps_per_epoch is None:
+        return
+    total = max_steps if max_steps > 0 else steps_per_epoch * max_epochs
+    per_unit = steps_per_epoch if _get(cfg, "schedule.unit", "epoch") == "epoch" else 1
+    late = [m for m in milestones if m * per_unit >= total]
+    if late:
+        raise ConfigError(
+            f"schedule.milestones {list(late)} fall after the end of the run ({total} steps); "
+            "lower them or train longer"
+        )
+
+
+def _check_trainer(cfg: DictConfig) -> None:
+    accelerator = str(_get(cfg, "trainer.accelerator", "auto"))
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} but no CUDA GPU is visible; use trainer.accelerator=cpu"
+        )
+    clip = _get(cfg, "trainer.gradient_clip_val")
+    if clip is not None and clip <= 0:
+        raise ConfigError(f"trainer.gradient_clip_val={clip} must be positive (or null for no clipping)")
+
+
+def _check_output(cfg: DictConfig) -> None:
+    out = _get(cfg, "hydra.run.dir") if HydraConfig.initialized() else None
+    if out is None:
+        return
+    parent = Path(str(out)).absolute()
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot create the run folder {out}: {parent} is not writable; set hydra.run.dir")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise ``ConfigError`` for the first impossible setting found."""
+    _check_optim(cfg)
+    steps = _check_data(cfg)
+    _check_model(cfg)
+    _check_schedule(cfg, steps)
+    _check_trainer(cfg)
+
+
+class CheckConfigCallback(Callback):
+    """Runs ``check_config`` before Hydra creates any folder (single runs and sweeps alike)."""
+
+    def _check(self, config: DictConfig) -> None:
+        HydraConfig.instance().set_config(config)
+        try:
+            check_config(config)
+            _check_output(config)
+        except ConfigError as err:
+            print(f"cifar-train: error: {err}", file=sys.stderr)
+            sys.exit(2)
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # The sweep's own overrides are checked per job by train(); this catches shared mistakes.
+        self._check(config)

@@ -1,0 +1,123 @@
+"""``cifar-train``: train one model (or, with ``-m``, sweep many) from the Hydra config in ``conf/``.
+
+Examples::
+
+    cifar-train                                   # ResNet-20 on CIFAR-10, He et al.'s recipe
+    cifar-train model=resnet56 optim=adam trainer.max_epochs=30
+    cifar-train -m model=resnet20,resnet56 optim=sgd,adam
+    cifar-train ckpt_path=outputs/runs/.../checkpoints/last.ckpt hydra.run.dir=outputs/runs/...
+
+Each run folder holds the resolved ``config.yaml``, ``checkpoints/last.ckpt``, TensorBoard event
+files and ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from cifar_resnets.build import build_datamodule, build_module, build_trainer
+from cifar_resnets.callbacks import ThroughputLogger
+from cifar_resnets.config_checks import check_config
+
+log = logging.getLogger(__name__)
+
+
+def _route_lightning_logs() -> None:
+    # Lightning installs its own handler at import time, before Hydra configures logging, so its
+    # messages would miss the run's log file (PITFALLS C6).
+    lightning_log = logging.getLogger("lightning.pytorch")
+    for handler in list(lightning_log.handlers):
+        lightning_log.removeHandler(handler)
+    lightning_log.propagate = True
+
+
+def _resume_path(ckpt_path: str | None) -> str | None:
+    # Lightning only warns and starts from scratch when a resume checkpoint is missing (PITFALLS D5).
+    if ckpt_path is None:
+        return None
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"ckpt_path={ckpt_path} does not exist; point it at a run's checkpoints/last.ckpt"
+        )
+    return str(path)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write through a temporary file so a crash never leaves a half-written file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, then test the final weights; returns (and writes) the run's metrics."""
+    check_config(cfg)
+    L.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg, datamodule.num_classes)
+    trainer = build_trainer(cfg)
+
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=_resume_path(cfg.ckpt_path), weights_only=True)
+    fit_seconds = time.perf_counter() - start
+
+    metrics: dict[str, Any] = {
+        k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")
+    }
+    if cfg.test_after_fit:
+        for results in trainer.test(module, datamodule=datamodule, verbose=False):
+            metrics.update({k: float(v) for k, v in results.items()})
+    throughput = next((c for c in trainer.callbacks if isinstance(c, ThroughputLogger)), None)
+    metrics.update(
+        model=cfg.model.name,
+        data=getattr(datamodule, "name", type(datamodule).__name__),
+        seed=cfg.seed,
+        epochs=trainer.current_epoch,
+        steps=trainer.global_step,
+        params=sum(p.numel() for p in module.net.parameters()),
+        fit_seconds=round(fit_seconds, 2),
+        train_seconds=round(throughput.train_seconds, 2) if throughput else round(fit_seconds, 2),
+        train_images_per_second=round(throughput.images_per_second, 1) if throughput else None,
+        precision=str(trainer.precision),
+        device=str(module.device),
+    )
+    if trainer.is_global_zero:
+        write_json(output_dir / "metrics.json", metrics)
+        log.info("metrics: %s", json.dumps(metrics, sort_keys=True))
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns test accuracy so sweepers can optimise it."""
+    _route_lightning_logs()
+    try:
+        return train(cfg).get("test/acc")
+    except (ValueError, FileNotFoundError, PermissionError) as err:
+        # In a sweep, Hydra records the failure and goes on with the other jobs.
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" or HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        # Bad input is the user's to fix: say what, in one line, without a traceback.
+        print(f"cifar-train: error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
