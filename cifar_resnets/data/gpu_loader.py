@@ -116,7 +116,8 @@ class GPUBatchLoader:
         n = self.images.shape[0]
         if self.world_size == 1:
             return n
-        # Training drops the remainder so shards are disjoint; eval pads by wrapping (like DistributedSampler).
+        # Training drops the remainder so shards are disjoint; eval pads by wrapping, as DistributedSampler
+        # (equal lengths on all ranks keep collective ops in step)
         return n // self.world_size if self.drop_last else math.ceil(n / self.world_size)
 
     def __len__(self) -> int:

@@ -47,10 +47,7 @@ class AugmentSpec:
         unknown = sorted(set(augment) - names)
         if unknown:
             raise AugmentConfigError(f"unknown augment keys {unknown}; valid keys: {sorted(names)}")
-        try:
-            spec = cls(**{k: type(getattr(cls(), k))(v) for k, v in augment.items()})
-        except (TypeError, ValueError) as err:
-            raise AugmentConfigError(f"bad augment value: {err}") from None
+        spec = cls(**{k: _coerce(k, v, type(getattr(cls(), k))) for k, v in augment.items()})
         spec.validate()
         return spec
 
@@ -95,6 +92,22 @@ class AugmentSpec:
         if self.perspective > 0:
             out.append(v2.RandomPerspective(self.perspective, p=self.perspective_p))
         return out
+
+
+def _coerce(key: str, value, kind: type):
+    """Check one config value against the field type (YAML gives bool/int/float; no silent rounding)."""
+    ok = (
+        isinstance(value, bool)
+        if kind is bool
+        else (
+            isinstance(value, int) and not isinstance(value, bool)
+            if kind is int
+            else isinstance(value, (int, float)) and not isinstance(value, bool)
+        )
+    )
+    if not ok:
+        raise AugmentConfigError(f"augment.{key}={value!r} must be a {kind.__name__}")
+    return kind(value)
 
 
 def cifar_train_transform(spec: AugmentSpec, mean: Sequence[float], std: Sequence[float], size: int = 32):
