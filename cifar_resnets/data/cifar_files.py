@@ -166,7 +166,8 @@ def safe_load_pickle(path: str | Path) -> object:
     except CIFARFileError as err:
         raise CIFARFileError(f"{path} is malformed ({err}); {_fix_hint(path)}") from None
     except Exception as err:  # noqa: BLE001 - any failure of a damaged pickle means "not a CIFAR file"
-        kind = "truncated" if isinstance(err, EOFError) else "not a readable CIFAR pickle"
+        truncated = isinstance(err, EOFError) or "truncated" in str(err)
+        kind = "truncated" if truncated else "not a readable CIFAR pickle"
         raise CIFARFileError(f"{path} is {kind} ({type(err).__name__}: {err}); {_fix_hint(path)}") from None
 
 
