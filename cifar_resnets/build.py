@@ -31,7 +31,7 @@ def build_net(model_cfg: DictConfig | dict[str, Any], num_classes: int) -> nn.Mo
 
 
 def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
-    return instantiate(cfg.data, augment=_container(cfg.augment), seed=cfg.seed, _convert_="all")
+    return instantiate(cfg.data, augment=_container(cfg.augment), _convert_="all")
 
 
 def build_module(cfg: DictConfig, num_classes: int) -> ClassifierModule:

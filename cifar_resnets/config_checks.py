@@ -17,6 +17,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from cifar_resnets.schedules import ScheduleConfigError, milestone_steps
+
 # Training-set sizes of the datasets whose size is known without reading them.
 KNOWN_TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000}
 
@@ -100,13 +102,15 @@ def _check_schedule(cfg: DictConfig, steps_per_epoch: int | None) -> None:
     if not milestones or steps_per_epoch is None:
         return
     total = max_steps if max_steps > 0 else steps_per_epoch * max_epochs
-    per_unit = steps_per_epoch if _get(cfg, "schedule.unit", "epoch") == "epoch" else 1
-    late = [m for m in milestones if m * per_unit >= total]
-    if late:
-        raise ConfigError(
-            f"schedule.milestones {list(late)} fall after the end of the run ({total} steps); "
-            "lower them or train longer"
+    try:
+        milestone_steps(
+            list(milestones),
+            _get(cfg, "schedule.unit", "fraction"),
+            total_steps=total,
+            steps_per_epoch=steps_per_epoch,
         )
+    except ScheduleConfigError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _check_trainer(cfg: DictConfig) -> None:

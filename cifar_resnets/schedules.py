@@ -40,26 +40,39 @@ def multistep(
     *,
     total_steps: int,
     steps_per_epoch: int,
-    milestones: Sequence[int],
+    milestones: Sequence[float],
     gamma: float = 0.1,
-    unit: str = "epoch",
+    unit: str = "fraction",
     warmup_steps: int = 0,
 ) -> LRScheduler:
-    """Divide the learning rate by ``1/gamma`` at each milestone (He et al. 2016)."""
-    if unit not in ("epoch", "step"):
-        raise ScheduleConfigError(f"schedule.unit must be 'epoch' or 'step', got {unit!r}")
-    steps = [int(m) * (steps_per_epoch if unit == "epoch" else 1) for m in milestones]
-    if list(steps) != sorted(steps) or any(s <= 0 for s in steps):
+    """Multiply the lr by ``gamma`` at each milestone (He et al. 2016: /10 at 32k and 48k of 64k).
+
+    ``unit`` says what the milestones count: ``step``, ``epoch``, or ``fraction`` of the run
+    (so one config serves any run length: He et al.'s 32k/48k of 64k is [0.5, 0.75]).
+    """
+    steps = milestone_steps(milestones, unit, total_steps=total_steps, steps_per_epoch=steps_per_epoch)
+    return _with_warmup(optimizer, MultiStepLR(optimizer, milestones=steps, gamma=gamma), warmup_steps)
+
+
+def milestone_steps(
+    milestones: Sequence[float], unit: str, *, total_steps: int, steps_per_epoch: int
+) -> list[int]:
+    """Milestones as optimizer-step indices; refuses ones that never happen or are out of order."""
+    per_unit = {"step": 1, "epoch": steps_per_epoch, "fraction": total_steps}
+    if unit not in per_unit:
+        raise ScheduleConfigError(f"schedule.unit must be one of {sorted(per_unit)}, got {unit!r}")
+    steps = [round(m * per_unit[unit]) for m in milestones]
+    if steps != sorted(steps) or any(s <= 0 for s in steps):
         raise ScheduleConfigError(
             f"schedule.milestones must be positive and increasing, got {list(milestones)}"
         )
     late = [m for m, s in zip(milestones, steps) if s >= total_steps]
     if late:
         raise ScheduleConfigError(
-            f"schedule.milestones {late} ({unit}s) fall at or after the end of the run ({total_steps} steps = "
+            f"schedule.milestones {late} ({unit}) fall at or after the end of the run ({total_steps} steps = "
             f"{total_steps / steps_per_epoch:g} epochs); lower them or train longer"
         )
-    return _with_warmup(optimizer, MultiStepLR(optimizer, milestones=steps, gamma=gamma), warmup_steps)
+    return steps
 
 
 def cosine(

@@ -1,0 +1,79 @@
+"""Compose the real training config, shrunk to CPU-test size, the way users' overrides do."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, open_dict
+
+REPO = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO / "conf"
+
+
+def tiny_overrides(data_root: Path, **extra: object) -> list[str]:
+    """Overrides that turn any experiment into a few seconds of CPU work on synthetic data."""
+    overrides = {
+        "data.root": str(data_root),
+        "data.val_size": 128,
+        "data.num_train": 256,
+        "data.batch_size": 64,
+        "data.eval_batch_size": 128,
+        "data.num_workers": 0,
+        "trainer.accelerator": "cpu",
+        "trainer.devices": 1,
+        "trainer.max_epochs": 1,
+        "trainer.max_steps": -1,
+        "trainer.log_every_n_steps": 1,
+        "callbacks.progress_bar": None,
+    }
+    overrides.update(extra)
+    return [f"{k}={'null' if v is None else v}" for k, v in overrides.items()]
+
+
+def compose_train(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
+    """The ``train`` config with Hydra's compose API (and, if given, a fixed output folder)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    if output_dir is not None:
+        from hydra.core.hydra_config import HydraConfig
+
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(output_dir)
+        HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def run_cli(
+    module: str,
+    args: list[str],
+    cwd: Path,
+    timeout: float = 600,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
+    """Run ``python -m <module> args`` as a user would, from ``cwd``."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0", **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{module} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def read_metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
