@@ -150,7 +150,7 @@ class GPUBatchLoader:
             return order
         per = self.num_samples
         if not self.drop_last and per * self.world_size > n:
-            order = torch.cat([order, order[: per * self.world_size - n]])
+            order = order.repeat(math.ceil(per * self.world_size / n))[: per * self.world_size]
         return order[self.rank * per : (self.rank + 1) * per]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -164,6 +164,7 @@ class ImageNetSubsetDataModule(L.LightningDataModule):
                 f"ImageNet subset root {self.root.resolve()} does not exist; "
                 "set data.root=<folder with train/ val/>"
             )
+        self._split_dir("val")  # fail on a missing split before the (slower) scan
         self.classes = self._pick_classes()
         self.num_classes = len(self.classes)
         for split, cap in (("train", self.per_class), ("val", None)):
