@@ -457,6 +457,43 @@ def test_augment_configs_have_the_same_keys():
         AugmentSpec.from_config(augment_config(name))
 
 
+@pytest.mark.parametrize("loader_kind", ["gpu", "cpu"])
+def test_lightning_fit_learns_synthetic_data(synthetic_cifar10, loader_kind):
+    import lightning as L
+    import torch.nn.functional as F
+
+    class Tiny(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Sequential(
+                torch.nn.Conv2d(3, 8, 3, 2, 1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                torch.nn.Flatten(), torch.nn.Linear(8, 10),
+            )  # fmt: skip
+            self.epochs_seen = []
+
+        def on_train_epoch_start(self):
+            self.epochs_seen.append(self.trainer.train_dataloader.epoch if loader_kind == "gpu" else -1)
+
+        def training_step(self, batch, _):
+            return F.cross_entropy(self.net(batch[0]), batch[1])
+
+        def validation_step(self, batch, _):
+            self.log("val_acc", (self.net(batch[0]).argmax(1) == batch[1]).float().mean())
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), 3e-2)
+
+    dm = CIFARDataModule("cifar10", str(synthetic_cifar10), val_size=128, batch_size=32, loader=loader_kind)
+    model = Tiny()
+    trainer = L.Trainer(max_epochs=3, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer.fit(model, dm)
+    assert trainer.global_step == 3 * dm.steps_per_epoch == 3 * 12
+    assert trainer.callback_metrics["val_acc"] > 0.5
+    if loader_kind == "gpu":
+        assert model.epochs_seen == [0, 1, 2]  # Lightning drove set_epoch through loader.sampler
+
+
 @pytest.mark.slow
 def test_real_cifar10_copy_reads(real_cifar10):
     arrays = load_cifar(real_cifar10, "cifar10")

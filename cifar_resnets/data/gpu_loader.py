@@ -105,6 +105,7 @@ class GPUBatchLoader:
         self._shift = torch.tensor([255.0 * m for m in mean], device=self.device).view(1, 3, 1, 1)
         self._scale = torch.tensor([1.0 / (255.0 * s) for s in std], device=self.device).view(1, 3, 1, 1)
         self.sampler = _EpochSampler(self)
+        self.batch_sampler = None  # Lightning reads it whenever `sampler` exists (DataLoader duck typing)
         self.epoch = 0
         self._yielded = 0  # batches yielded in the current epoch (for state_dict)
         self._resume_at: tuple[int, int] | None = None  # (epoch, batch) set by load_state_dict
