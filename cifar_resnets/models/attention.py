@@ -8,6 +8,7 @@ shape-preserving and free of data-dependent Python control flow, so they trace c
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["AttentionResNet", "AttentionResidualBlock", "CBAM", "ChannelAttention", "SpatialAttention"]
@@ -33,7 +34,10 @@ class ChannelAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         avg = x.mean(dim=(2, 3), keepdim=True)
-        mx = x.amax(dim=(2, 3), keepdim=True)
+        # Max via pooling (gradient routed through the argmax index), not amax: compiled with inductor
+        # on CUDA under bf16 autocast, amax over H, W gave NaN gradients on the first backward
+        # (torch 2.11, H100); eager and fp32 were fine.
+        mx = F.adaptive_max_pool2d(x, 1)
         gate = torch.sigmoid(self.mlp(avg) + self.mlp(mx))
         return x * gate
 
@@ -48,7 +52,8 @@ class SpatialAttention(nn.Module):
         self.conv = nn.Conv2d(2, 1, kernel_size=kernel_size, padding=kernel_size // 2, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        maps = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+        # max(...).values rather than amax, as a precaution after ChannelAttention's compiled-bf16 NaNs.
+        maps = torch.cat([x.mean(dim=1, keepdim=True), x.max(dim=1, keepdim=True).values], dim=1)
         return x * torch.sigmoid(self.conv(maps))
 
 
