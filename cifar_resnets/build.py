@@ -24,6 +24,15 @@ def _container(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
 
 
+def run_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config of a run, without Hydra's own node (present when composed in tests)."""
+    return {
+        str(key): OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        for key, value in cfg.items()
+        if key != "hydra"
+    }
+
+
 def build_net(model_cfg: DictConfig | dict[str, Any], num_classes: int) -> nn.Module:
     """The bare ``nn.Module`` described by a ``model`` config."""
     kwargs = {k: v for k, v in _container(model_cfg).items() if k not in TRAINING_MODEL_KEYS}
@@ -48,7 +57,7 @@ def build_module(cfg: DictConfig, num_classes: int) -> ClassifierModule:
         label_smoothing=cfg.module.label_smoothing,
         weight_decay_bn_bias=cfg.module.weight_decay_bn_bias,
         channels_last=cfg.model.get("channels_last", False) and _uses_cuda(cfg.trainer.accelerator),
-        config=_container(cfg),
+        config=run_config(cfg),
     )
 
 

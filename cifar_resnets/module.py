@@ -7,10 +7,9 @@ does no host synchronisation: metrics stay on the device and are reduced once pe
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterable
 from typing import Any
-
-import random
 
 import lightning as L
 import numpy as np

@@ -27,7 +27,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from cifar_resnets.build import build_datamodule, build_module, build_trainer
+from cifar_resnets.build import build_datamodule, build_module, build_trainer, run_config
 from cifar_resnets.callbacks import ThroughputLogger
 from cifar_resnets.config_checks import check_config
 
@@ -68,7 +68,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(run_config(cfg)))
 
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule.num_classes)

@@ -16,7 +16,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from cifar_resnets.data.cifar_files import CIFAR_SPECS, load_cifar
 from cifar_resnets.data.gpu_loader import GPUBatchLoader
@@ -45,6 +45,27 @@ class UInt8ImageDataset(Dataset):
 
     def __getitem__(self, i: int):
         return self.transform(self.images[i]), self.labels[i]
+
+
+class EpochSeededSampler(Sampler[int]):
+    """A shuffle whose order depends only on (seed, epoch).
+
+    A ``RandomSampler`` with a generator advances that generator every epoch, so a run resumed at
+    epoch k would replay epoch 0's order; Lightning calls ``set_epoch`` before each epoch.
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
 
 
 class CIFARDataModule(L.LightningDataModule):
@@ -149,12 +170,12 @@ class CIFARDataModule(L.LightningDataModule):
     # ----- trainer context -----
     @property
     def _device(self) -> torch.device:
-        trainer = getattr(self, "_trainer", None)
+        trainer = self.trainer
         return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
 
     @property
     def _rank_world(self) -> tuple[int, int]:
-        trainer = getattr(self, "_trainer", None)
+        trainer = self.trainer
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
     @property
@@ -213,13 +234,15 @@ class CIFARDataModule(L.LightningDataModule):
         return DataLoader(
             UInt8ImageDataset(images, labels, transform),
             batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train,
+            sampler=EpochSeededSampler(images.shape[0], self.seed) if train else None,
+            # Workers' base seed comes from here, not from the global RNG, so how often Lightning
+            # creates iterators (it differs between fresh and resumed runs) leaves that RNG alone.
+            generator=torch.Generator().manual_seed(self.seed),
             drop_last=train,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=self._device.type == "cuda",
             collate_fn=collate,
-            generator=torch.Generator().manual_seed(self.seed) if train else None,
         )
 
     def _make(self, split: str, train: bool):

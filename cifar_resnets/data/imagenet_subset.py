@@ -180,7 +180,7 @@ class ImageNetSubsetDataModule(L.LightningDataModule):
     def steps_per_epoch(self) -> int:
         """Training batches per epoch per rank (drop_last)."""
         self.setup()
-        world = self.trainer.world_size if getattr(self, "_trainer", None) is not None else 1
+        world = self.trainer.world_size if self.trainer is not None else 1
         return max(1, -(-len(self._samples["train"]) // world) // self.batch_size)
 
     def _loader(self, split: str, train: bool) -> DataLoader:
