@@ -97,8 +97,26 @@ class ClassifierModule(L.LightningModule):
             self.val_acc5 = MulticlassAccuracy(num_classes, top_k=5, average="micro")
             self.test_acc5 = MulticlassAccuracy(num_classes, top_k=5, average="micro")
 
+    @property
+    def backbone(self) -> nn.Module:
+        """The net without its head, for ``BackboneFinetuning`` (torchvision nets expose it)."""
+        return self.net.backbone
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def on_fit_start(self) -> None:
+        # Stored in every checkpoint so evaluation tools and the app preprocess images and name
+        # classes exactly as training did, without the dataset at hand.
+        dm = self.trainer.datamodule
+        self.hparams["data_info"] = {
+            "name": getattr(dm, "name", type(dm).__name__),
+            "classes": list(getattr(dm, "classes", [])),
+            "mean": [float(v) for v in dm.mean],
+            "std": [float(v) for v in dm.std],
+            "image_size": int(dm.image_size),
+            "resize_size": int(getattr(dm, "resize_size", dm.image_size)),
+        }
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         # Class indices or soft targets (mixup/cutmix): F.cross_entropy takes both.

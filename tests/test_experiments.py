@@ -1,0 +1,29 @@
+"""Every experiment config runs end to end, shrunk to a few seconds of CPU work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from train_helpers import CONF_DIR, compose_train, tiny_overrides
+
+from cifar_resnets.train import train
+
+EXPERIMENTS = sorted(
+    p.relative_to(CONF_DIR / "experiment").with_suffix("").as_posix()
+    for p in (CONF_DIR / "experiment").rglob("*.yaml")
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_runs_tiny(
+    name: str, synthetic_cifar10: Path, synthetic_cifar100: Path, tmp_path: Path
+) -> None:
+    cfg = compose_train([f"experiment={name}"])
+    if cfg.data.name not in ("cifar10", "cifar100"):
+        pytest.skip(f"{name} trains on {cfg.data.name}; covered by its own test")
+    root = synthetic_cifar10 if cfg.data.name == "cifar10" else synthetic_cifar100
+    cfg = compose_train([f"experiment={name}", *tiny_overrides(root)], output_dir=tmp_path)
+    metrics = train(cfg)
+    assert metrics["epochs"] >= 1 and 0.0 <= metrics["test/acc"] <= 1.0
