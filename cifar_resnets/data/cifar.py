@@ -6,6 +6,10 @@ arrays with per-sample torchvision.transforms.v2. `loader="auto"` picks the GPU-
 trainer's root device is CUDA and the DataLoader otherwise. Both paths implement every `augment` key;
 rotation/colour jitter/perspective on the device path share parameters within small image groups (see
 `gpu_loader.DEFAULT_AUG_GROUP`).
+
+`classes` keeps a subset of the classes, relabelled 0..k-1 in the given order (transfer experiments:
+pretrain on classes 0-4, fine-tune on 5-9), and `image_size` resizes the 32x32 images for nets built for
+larger inputs (ImageNet-pretrained ResNets), after crop/flip, on whichever device the loader runs.
 """
 
 from __future__ import annotations
@@ -71,12 +75,12 @@ class EpochSeededSampler(Sampler[int]):
 class CIFARDataModule(L.LightningDataModule):
     """CIFAR-10/100 datamodule following the project's datamodule contract (see module docstring)."""
 
-    image_size = 32
-
     def __init__(
         self,
         name: str = "cifar10",
         root: str = "data",
+        classes: list[int] | None = None,
+        image_size: int = 32,
         download: bool = False,
         val_size: int = 5000,
         num_train: int | None = None,
@@ -100,6 +104,10 @@ class CIFARDataModule(L.LightningDataModule):
             raise DataConfigError("data.val_size must be >= 0 and data.num_train >= 1 (or null)")
         if num_workers < 0:
             raise DataConfigError(f"data.num_workers must be >= 0, got {num_workers}")
+        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
+            raise DataConfigError(
+                f"data.image_size must be an integer >= 8 (32 = no resize), got {image_size!r}"
+            )
         self.name, self.root, self.download = name, str(root), bool(download)
         self.val_size, self.num_train = int(val_size), num_train
         self.batch_size, self.eval_batch_size = int(batch_size), int(eval_batch_size)
@@ -107,7 +115,9 @@ class CIFARDataModule(L.LightningDataModule):
         self.split_seed, self.seed = int(split_seed), int(seed)
         self.augment = AugmentSpec.from_config(augment)
         spec = CIFAR_SPECS[name]
-        self.num_classes = spec.num_classes
+        self.image_size = int(image_size)
+        self.class_ids = _check_class_ids(classes, spec.num_classes, name)
+        self.num_classes = len(self.class_ids) if self.class_ids is not None else spec.num_classes
         self.mean, self.std = CIFAR_STATS[name]
         self.classes: list[str] = []
         self._splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -125,8 +135,14 @@ class CIFARDataModule(L.LightningDataModule):
         if self._splits:
             return
         arrays = load_cifar(self.root, self.name, download=self.download)
-        self.classes = arrays.classes
-        n = arrays.train_images.shape[0]
+        train_images, train_labels = arrays.train_images, arrays.train_labels
+        test_images, test_labels = arrays.test_images, arrays.test_labels
+        self.classes = list(arrays.classes)
+        if self.class_ids is not None:
+            train_images, train_labels = _select_classes(train_images, train_labels, self.class_ids)
+            test_images, test_labels = _select_classes(test_images, test_labels, self.class_ids)
+            self.classes = [self.classes[c] for c in self.class_ids]
+        n = train_images.shape[0]
         if self.val_size >= n:
             raise DataConfigError(
                 f"data.val_size={self.val_size} leaves no training images ({n} available); lower it or use 0"
@@ -145,9 +161,9 @@ class CIFARDataModule(L.LightningDataModule):
             return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels)
 
         self._splits = {
-            "train": pack(arrays.train_images[train_idx], arrays.train_labels[train_idx]),
-            "val": pack(arrays.train_images[val_idx], arrays.train_labels[val_idx]),
-            "test": pack(arrays.test_images, arrays.test_labels),
+            "train": pack(train_images[train_idx], train_labels[train_idx]),
+            "val": pack(train_images[val_idx], train_labels[val_idx]),
+            "test": pack(test_images, test_labels),
         }
 
     def _require(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -221,14 +237,16 @@ class CIFARDataModule(L.LightningDataModule):
             rank=rank,
             world_size=world,
             num_classes=self.num_classes,
+            image_size=self.image_size,
         )
 
     def _cpu_loader(self, split: str, train: bool) -> DataLoader:
         images, labels = self._require(split)
+        resize = self.image_size if self.image_size != 32 else None
         transform = (
-            cifar_train_transform(self.augment, self.mean, self.std)
+            cifar_train_transform(self.augment, self.mean, self.std, resize_to=resize)
             if train
-            else eval_transform(self.mean, self.std)
+            else eval_transform(self.mean, self.std, resize_to=resize)
         )
         collate = MixCollate(self.augment, self.num_classes) if train and self.augment.mixes else None
         return DataLoader(
@@ -264,3 +282,32 @@ class CIFARDataModule(L.LightningDataModule):
     def teardown(self, stage: str | None = None) -> None:
         """Free device copies (the CPU arrays stay for evaluation tools)."""
         self._device_splits.clear()
+
+
+def _check_class_ids(classes, available: int, name: str) -> list[int] | None:
+    """Validate `data.classes` (null, or distinct class indices of the dataset, at least two)."""
+    if classes is None:
+        return None
+    if isinstance(classes, (str, int)) or not all(
+        isinstance(c, int) and not isinstance(c, bool) for c in classes
+    ):
+        raise DataConfigError(
+            f"data.classes must be a list of class indices such as [5,6,7,8,9], got {classes!r}"
+        )
+    ids = list(classes)
+    if len(ids) < 2 or len(set(ids)) != len(ids) or not all(0 <= c < available for c in ids):
+        raise DataConfigError(
+            f"data.classes={ids} must hold at least two distinct indices in 0..{available - 1} for {name}"
+        )
+    return ids
+
+
+def _select_classes(
+    images: np.ndarray, labels: np.ndarray, class_ids: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the images of `class_ids` (in file order) and relabel them 0..k-1 in the order given."""
+    lookup = np.full(int(max(labels.max(), max(class_ids))) + 1, -1, dtype=np.int64)
+    lookup[class_ids] = np.arange(len(class_ids))
+    new = lookup[labels]
+    keep = new >= 0
+    return images[keep], new[keep].astype(labels.dtype)

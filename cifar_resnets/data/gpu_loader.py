@@ -2,8 +2,9 @@
 
 The whole split lives on the device as one uint8 tensor; each batch is an index slice of a per-epoch
 permutation, then reflect-pad random crop + horizontal flip (one gather), optional photometric v2
-transforms, normalization, channels_last, and optional mixup/cutmix soft targets, all as batched tensor
-ops on the device. No workers and no per-sample Python (small CIFAR nets are launch-bound).
+transforms, optional bilinear resize (e.g. 32 -> 224 for ImageNet-pretrained nets), normalization,
+channels_last, and optional mixup/cutmix soft targets, all as batched tensor ops on the device. No
+workers and no per-sample Python (small CIFAR nets are launch-bound).
 
 Randomness, chosen for exact resume and DDP:
 - the epoch permutation comes from a `torch.Generator` on the device seeded with (seed, epoch): the same
@@ -76,6 +77,7 @@ class GPUBatchLoader:
         drop_last: bool | None = None,
         num_classes: int | None = None,
         aug_group_size: int = DEFAULT_AUG_GROUP,
+        image_size: int | None = None,
     ):
         images = torch.as_tensor(images_uint8)
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
@@ -100,6 +102,9 @@ class GPUBatchLoader:
         if self.train and self.spec.mixes and not num_classes:
             raise ValueError("mixup/cutmix need num_classes for the soft targets")
         self.aug_group_size = max(1, int(aug_group_size))
+        if image_size is not None and int(image_size) < 1:
+            raise ValueError(f"image_size must be >= 1 or None, got {image_size}")
+        self.image_size = None if image_size is None else int(image_size)
         self._photometric = self.spec.photometric_transforms() if self.train else []
         # Fold x/255 and (x - mean)/std into one subtract and one multiply on uint8-valued floats.
         self._shift = torch.tensor([255.0 * m for m in mean], device=self.device).view(1, 3, 1, 1)
@@ -171,7 +176,7 @@ class GPUBatchLoader:
         """Gather, augment and normalize the images at `idx` (batch `batch_index` of the epoch)."""
         x, y = self.images[idx], self.labels[idx]
         if not self.train:
-            x = self._normalize(x.float())
+            x = self._normalize(resize(x.float(), self.image_size))
             return x, y
         seed = _mix_seed(self.seed, self.epoch, self.rank, batch_index, 1)
         g = torch.Generator(device=self.device)
@@ -179,7 +184,7 @@ class GPUBatchLoader:
         x = crop_flip(x, self.spec.crop_padding, self.spec.flip, g)
         if self._photometric:
             x = self._apply_photometric(x, seed)
-        x = self._normalize(x)
+        x = self._normalize(resize(x, self.image_size))
         if self.spec.mixes:
             x, y = mix_batch(x, y, self.num_classes, self.spec, np.random.default_rng(seed))
         return x, y
@@ -203,6 +208,19 @@ class GPUBatchLoader:
                     part = t(part)
                 groups.append(part)
         return torch.cat(groups).clamp_(0, 1) * 255.0
+
+
+def resize(x: torch.Tensor, size: int | None) -> torch.Tensor:
+    """Batched bilinear resize to `size` x `size` (no antialiasing; a no-op at the current size).
+
+    Runs after crop/flip/photometric so those work on the small images; being linear, it commutes with
+    the per-channel normalization that follows.
+    """
+    if size is None or x.shape[-2:] == (size, size):
+        return x
+    return torch.nn.functional.interpolate(
+        x, size=(size, size), mode="bilinear", align_corners=False, antialias=False
+    )
 
 
 def crop_flip(x: torch.Tensor, padding: int, flip: bool, generator: torch.Generator) -> torch.Tensor:

@@ -110,21 +110,40 @@ def _coerce(key: str, value, kind: type):
     return kind(value)
 
 
-def cifar_train_transform(spec: AugmentSpec, mean: Sequence[float], std: Sequence[float], size: int = 32):
-    """Per-sample training pipeline for a uint8 [3, H, W] tensor image -> normalized float32."""
+def _resize_steps(resize_to: int | None) -> list[v2.Transform]:
+    """Bilinear resize to a square size without antialiasing, as the GPU loader's F.interpolate does."""
+    if resize_to is None:
+        return []
+    return [v2.Resize((resize_to, resize_to), interpolation=v2.InterpolationMode.BILINEAR, antialias=False)]
+
+
+def cifar_train_transform(
+    spec: AugmentSpec,
+    mean: Sequence[float],
+    std: Sequence[float],
+    size: int = 32,
+    resize_to: int | None = None,
+):
+    """Per-sample training pipeline for a uint8 [3, H, W] tensor image -> normalized float32.
+
+    `resize_to` (e.g. 224 for ImageNet-pretrained nets) resizes after the crop, flip and photometric
+    steps, so those stay as cheap as at 32x32.
+    """
     steps: list[v2.Transform] = []
     if spec.crop_padding > 0:
         steps.append(v2.RandomCrop(size, padding=spec.crop_padding, padding_mode="reflect"))
     if spec.flip:
         steps.append(v2.RandomHorizontalFlip())
     steps += spec.photometric_transforms()
+    steps += _resize_steps(resize_to)
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
     return v2.Compose(steps)
 
 
-def eval_transform(mean: Sequence[float], std: Sequence[float]):
-    """Evaluation pipeline: scale to [0, 1] and normalize, nothing random."""
-    return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
+def eval_transform(mean: Sequence[float], std: Sequence[float], resize_to: int | None = None):
+    """Evaluation pipeline: optional resize, scale to [0, 1] and normalize, nothing random."""
+    steps = _resize_steps(resize_to)
+    return v2.Compose([*steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
 
 
 def imagenet_train_transform(spec: AugmentSpec, mean, std, image_size: int = 224):
