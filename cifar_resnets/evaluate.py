@@ -1,0 +1,207 @@
+"""``cifar-eval``: the test-set report of one checkpoint.
+
+Examples::
+
+    cifar-eval ckpt=outputs/runs/DATE/TIME_resnet20_cifar10/checkpoints/last.ckpt
+    cifar-eval ckpt=RUN/checkpoints/last.ckpt tta=flip_translate data.root=/data/cifar
+    cifar-eval --ckpt RUN/checkpoints/last.ckpt --split val --tta flip
+
+Arguments may be given as ``key=value`` (``ckpt``, ``data.root``, ``tta``, ``split``, ``batch_size``,
+``device``, ``out_dir``) or as the equivalent ``--key value`` options. The checkpoint's own dataset is
+rebuilt from the run config stored inside it (``data.root`` overrides where its files are). Accuracy
+and a per-class precision/recall/F1 table are printed and written into the run folder (the folder
+above ``checkpoints/``) as ``eval_<split>[_<tta>].md`` and ``.json``, with the confusion matrix as
+``eval_<split>[_<tta>]_confusion.png``; nothing else in the folder is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+
+from cifar_resnets.checkpoints import CheckpointError, LoadedModel, load_model
+from cifar_resnets.inference import (
+    TTA_MODES,
+    classification_report,
+    pick_device,
+    plot_confusion_matrix,
+    predict_loader_probs,
+    predict_probs,
+    report_markdown,
+)
+
+SPLITS = ("test", "val")
+
+
+class EvalError(ValueError):
+    """The requested split cannot be built for this checkpoint."""
+
+
+def keyvalue_to_options(argv: Sequence[str], keys: Sequence[str]) -> list[str]:
+    """Turn Hydra-style ``key=value`` tokens into ``--key value`` (dots become dashes) for argparse.
+
+    Only the listed keys are translated, so a file name containing ``=`` passed after an option
+    stays a value.
+    """
+    out: list[str] = []
+    for i, token in enumerate(argv):
+        key, sep, value = token.partition("=")
+        follows_option = i > 0 and argv[i - 1].startswith("--") and "=" not in argv[i - 1]
+        if sep and not token.startswith("-") and key in keys and not follows_option:
+            out += [f"--{key.replace('.', '-').replace('_', '-')}", value]
+        else:
+            out.append(token)
+    return out
+
+
+def run_folder(ckpt: Path) -> Path:
+    """The run folder of ``RUN/checkpoints/x.ckpt`` (else the checkpoint's own folder)."""
+    ckpt = Path(ckpt).resolve()
+    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+
+
+def eval_datamodule(loaded: LoadedModel, data_root: str | None = None):
+    """The checkpoint's datamodule, rebuilt from its stored run config (``data_root`` overrides)."""
+    data_cfg = dict(loaded.config.get("data") or {})
+    if "_target_" not in data_cfg:
+        raise CheckpointError(f"{loaded.path}: the stored run config has no data section to rebuild")
+    if data_root is not None:
+        data_cfg["root"] = str(data_root)
+    augment = loaded.config.get("augment") or {}
+    return instantiate(data_cfg, augment=augment, _convert_="all")
+
+
+def split_probs(
+    loaded: LoadedModel,
+    split: str = "test",
+    data_root: str | None = None,
+    tta: str = "none",
+    batch_size: int = 500,
+    device: str | torch.device = "auto",
+) -> tuple[torch.Tensor, np.ndarray]:
+    """(softmax probabilities [N, C], int64 labels [N]) of the checkpoint's ``test`` or ``val`` split."""
+    if split not in SPLITS:
+        raise EvalError(f"split={split!r} is not supported; choose one of {list(SPLITS)}")
+    device = pick_device(device) if isinstance(device, str) else device
+    dm = eval_datamodule(loaded, data_root)
+    arrays = getattr(dm, f"{split}_arrays", None)
+    if arrays is None:  # datamodules without in-memory uint8 arrays (the ImageNet subset)
+        if split == "val":
+            raise EvalError(
+                f"{loaded.data_name}: this dataset has no validation split apart from its test split "
+                "(the ImageNet val folder is the test set); use split=test"
+            )
+        dm.setup("test")
+        probs, labels = predict_loader_probs(loaded.net, dm.test_dataloader(), tta, device)
+        return probs, labels.numpy()
+    images, labels = arrays()
+    if images.shape[0] == 0:
+        raise EvalError(
+            f"{loaded.path}: its run had no validation split (data.val_size=0); "
+            "retrain with data.val_size>0 or evaluate split=test"
+        )
+    return predict_probs(loaded, images, tta=tta, batch_size=batch_size, device=device), labels.numpy()
+
+
+def output_stem(split: str, tta: str) -> str:
+    return f"eval_{split}" + ("" if tta == "none" else f"_{tta}")
+
+
+def evaluate(
+    ckpt: str | Path,
+    data_root: str | None = None,
+    split: str = "test",
+    tta: str = "none",
+    batch_size: int = 500,
+    device: str = "auto",
+    out_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Evaluate one checkpoint; write ``eval_*.md/.json/_confusion.png``; return the report dict."""
+    if tta not in TTA_MODES:
+        raise EvalError(f"tta={tta!r} is not supported; choose one of {list(TTA_MODES)}")
+    if split not in SPLITS:
+        raise EvalError(f"split={split!r} is not supported; choose one of {list(SPLITS)}")
+    loaded = load_model(ckpt)
+    start = time.perf_counter()
+    probs, labels = split_probs(loaded, split, data_root, tta, batch_size, device)
+    seconds = time.perf_counter() - start
+    report = classification_report(labels, probs.argmax(1), loaded.classes)
+    out = Path(out_dir) if out_dir is not None else run_folder(loaded.path)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = output_stem(split, tta)
+    title = f"{loaded.model_name} on {loaded.data_name} {split} split" + (
+        "" if tta == "none" else f", TTA {tta}"
+    )
+    report.update(
+        checkpoint=str(loaded.path),
+        model=loaded.model_name,
+        data=loaded.data_name,
+        split=split,
+        tta=tta,
+        seconds=round(seconds, 2),
+        images_per_second=round(report["num_images"] / max(seconds, 1e-9), 1),
+    )
+    markdown = report_markdown(report, title)
+    paths = {
+        "markdown": out / f"{stem}.md",
+        "json": out / f"{stem}.json",
+        "confusion_png": out / f"{stem}_confusion.png",
+    }
+    plot_confusion_matrix(report["confusion_matrix"], loaded.classes, paths["confusion_png"], title)
+    report["files"] = {k: str(v) for k, v in paths.items()}
+    _write_text(paths["markdown"], markdown)
+    _write_text(paths["json"], json.dumps(report, indent=2) + "\n")
+    report["markdown"] = markdown
+    return report
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="cifar-eval",
+        description="Test-set report of a checkpoint: accuracy, per-class precision/recall/F1, "
+        "confusion matrix. key=value and --key value forms are both accepted.",
+    )
+    parser.add_argument("--ckpt", required=True, help="checkpoint, e.g. RUN/checkpoints/last.ckpt")
+    parser.add_argument("--data-root", default=None, help="folder holding the dataset (default: as trained)")
+    parser.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation")
+    parser.add_argument("--split", default="test", choices=SPLITS)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--out-dir", default=None, help="where to write eval_* files (default: run folder)")
+    keys = ["ckpt", "data.root", "data_root", "tta", "split", "batch_size", "device", "out_dir"]
+    return parser.parse_args(keyvalue_to_options(list(sys.argv[1:] if argv is None else argv), keys))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        report = evaluate(
+            args.ckpt, args.data_root, args.split, args.tta, args.batch_size, args.device, args.out_dir
+        )
+    except (ValueError, FileNotFoundError, PermissionError) as err:
+        print(f"cifar-eval: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print(report["markdown"])
+    print(f"{report['num_images']} images in {report['seconds']:.1f} s")
+    for path in report["files"].values():
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
