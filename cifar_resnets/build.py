@@ -11,9 +11,11 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from cifar_resnets.checkpoint_io import AtomicCheckpointIO
 from cifar_resnets.module import ClassifierModule
 
 # Keys of a model config that steer training, not the net's constructor.
@@ -88,6 +90,15 @@ def build_loggers(cfg: DictConfig) -> list[Any]:
     return _instantiate_all(cfg.get("logger"))
 
 
+def _plugins() -> list[Any]:
+    # Checkpoints written to a temp file in their own folder, then renamed (PITFALLS D7).
+    plugins: list[Any] = [AtomicCheckpointIO()]
+    if SLURMEnvironment.detect() and not TorchElasticEnvironment.detect():
+        # One requeue owner (PITFALLS C9): submitit requeues; the rerun resumes with ckpt_path=auto.
+        plugins.append(SLURMEnvironment(auto_requeue=False))
+    return plugins
+
+
 def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     callbacks = build_callbacks(cfg)
     loggers = build_loggers(cfg)
@@ -97,6 +108,7 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
         "logger": loggers or False,
         "default_root_dir": cfg.paths.output_dir,
         "enable_progress_bar": any(isinstance(c, L.pytorch.callbacks.ProgressBar) for c in callbacks),
+        "plugins": _plugins(),
     }
     if cfg.model.get("compile", False):
         # A compiled submodule under inference_mode fails in eval (PITFALLS A4).
