@@ -139,3 +139,13 @@ def plot_confusion_matrix(
         ax.set_title(title)
     fig.tight_layout()
     return _save(fig, out)
+
+
+def write_training_history(run_dir: str | Path) -> Path | None:
+    """``<run>/training_history.png`` from the run's event files; None when the run logged none."""
+    try:
+        return plot_training_history(
+            run_dir, Path(run_dir) / "training_history.png", title=Path(run_dir).name
+        )
+    except FileNotFoundError:
+        return None

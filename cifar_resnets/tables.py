@@ -454,3 +454,25 @@ def confusion_on_test_split(checkpoint: Path, batch_size: int = 500) -> tuple[np
     n = loaded.num_classes
     matrix = np.bincount(labels.numpy() * n + predicted, minlength=n * n).reshape(n, n)
     return matrix, loaded.classes
+
+
+def log_hparams(loggers: list[Any], config: dict[str, Any], metrics: dict[str, Any]) -> None:
+    """Write the run's hyper-parameters for TensorBoard's HPARAMS tab, tied to its final metrics.
+
+    Lightning's own ``log_hyperparams`` writes the tab only together with new metric values; here
+    the session summary names the metric tags the run already logged (``test/acc``, ``val/acc``...),
+    so the tab shows their final values without a second copy of them.
+    """
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from torch.utils.tensorboard.summary import hparams
+
+    names = {k: 0.0 for k in ("test/acc", "val/acc", "test/loss", "val/loss") if k in metrics}
+    for logger in loggers:
+        if not isinstance(logger, TensorBoardLogger) or not names:
+            continue
+        writer = logger.experiment
+        file_writer = writer._get_file_writer()  # reopens the event file Lightning closed after test
+        for summary in hparams(run_hparams(config), names):
+            file_writer.add_summary(summary)
+        writer.flush()
+        writer.close()
