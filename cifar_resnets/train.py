@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,16 @@ import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from cifar_resnets.build import build_datamodule, build_module, build_trainer, run_config
 from cifar_resnets.callbacks import ThroughputLogger
+from cifar_resnets.checkpoints import read_checkpoint
 from cifar_resnets.config_checks import check_config
 from cifar_resnets.plots import write_training_history
+from cifar_resnets.reliability import SigtermCheckpoint, TrainingDiverged, TrainingInterrupted
 from cifar_resnets.tables import log_hparams
 
 log = logging.getLogger(__name__)
@@ -45,16 +50,41 @@ def _route_lightning_logs() -> None:
     lightning_log.propagate = True
 
 
-def _resume_path(ckpt_path: str | None) -> str | None:
+def _resume_path(ckpt_path: str | None, output_dir: Path) -> str | None:
     # Lightning only warns and starts from scratch when a resume checkpoint is missing (PITFALLS D5).
     if ckpt_path is None:
         return None
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"ckpt_path={ckpt_path} does not exist; point it at a run's checkpoints/last.ckpt"
-        )
+    if ckpt_path == "auto":
+        # The same command again (after a kill, SIGTERM or requeue) continues this run folder's last.ckpt.
+        path = output_dir / "checkpoints" / "last.ckpt"
+        if not path.is_file():
+            log.info("ckpt_path=auto: no %s yet, starting from scratch", path)
+            return None
+    else:
+        path = Path(ckpt_path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"ckpt_path={ckpt_path} does not exist; use a checkpoints/last.ckpt or ckpt_path=auto"
+            )
+    # Refuse truncated, foreign or code-carrying files with one line before any training state is built.
+    read_checkpoint(path)
+    log.info("resuming from %s", path)
     return str(path)
+
+
+def _record_failure(
+    output_dir: Path, trainer: L.Trainer | None, status: str, err: BaseException, **extra: Any
+) -> None:
+    """metrics.json with the status and the error, plus error.txt with the traceback (sweeps read both)."""
+    if rank_zero_only.rank != 0:
+        return
+    message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    record: dict[str, Any] = {"status": status, "error": f"{type(err).__name__}: {message}", **extra}
+    if trainer is not None:
+        record.update(epochs=trainer.current_epoch, steps=trainer.global_step)
+    write_json(output_dir / "metrics.json", record)
+    (output_dir / "error.txt").write_text("".join(traceback.format_exception(err)))
+    log.error("run %s: %s", status, message)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -72,22 +102,39 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(run_config(cfg)))
 
-    datamodule = build_datamodule(cfg)
-    module = build_module(cfg, datamodule.num_classes)
-    trainer = build_trainer(cfg)
+    trainer: L.Trainer | None = None
+    try:
+        resume = _resume_path(cfg.ckpt_path, output_dir)
+        datamodule = build_datamodule(cfg)
+        module = build_module(cfg, datamodule.num_classes)
+        trainer = build_trainer(cfg)
 
-    start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=_resume_path(cfg.ckpt_path), weights_only=True)
-    fit_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+        fit_seconds = time.perf_counter() - start
 
-    metrics: dict[str, Any] = {
-        k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")
-    }
-    if cfg.test_after_fit:
-        for results in trainer.test(module, datamodule=datamodule, verbose=False):
-            metrics.update({k: float(v) for k, v in results.items()})
+        metrics: dict[str, Any] = {
+            k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")
+        }
+        if cfg.test_after_fit:
+            for results in trainer.test(module, datamodule=datamodule, verbose=False):
+                metrics.update({k: float(v) for k, v in results.items()})
+    except SIGTERMException as err:
+        # Lightning stopped at a batch boundary; SigtermCheckpoint saved last.ckpt there.
+        saved = next((c.saved_path for c in trainer.callbacks if isinstance(c, SigtermCheckpoint)), None)
+        interrupted = TrainingInterrupted(saved)
+        _record_failure(output_dir, trainer, "interrupted", interrupted, checkpoint=saved)
+        raise interrupted from err
+    except TrainingDiverged as err:
+        _record_failure(output_dir, trainer, "diverged", err, **err.as_dict())
+        raise
+    except Exception as err:
+        # Recorded in the run folder, so a sweep shows which job failed and why (PITFALLS C7).
+        _record_failure(output_dir, trainer, "failed", err)
+        raise
     throughput = next((c for c in trainer.callbacks if isinstance(c, ThroughputLogger)), None)
     metrics.update(
+        status="completed",
         model=cfg.model.name,
         data=getattr(datamodule, "name", type(datamodule).__name__),
         seed=cfg.seed,
@@ -115,6 +162,11 @@ def main(cfg: DictConfig) -> float | None:
     _route_lightning_logs()
     try:
         return train(cfg).get("test/acc")
+    except TrainingDiverged as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" or HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        print(f"cifar-train: error: {err}", file=sys.stderr)
+        sys.exit(1)
     except (ValueError, FileNotFoundError, PermissionError) as err:
         # In a sweep, Hydra records the failure and goes on with the other jobs.
         if os.environ.get("HYDRA_FULL_ERROR") == "1" or HydraConfig.get().mode == RunMode.MULTIRUN:
