@@ -96,9 +96,14 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then test the final weights; returns (and writes) the run's metrics."""
-    check_config(cfg)
-    L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
+    try:
+        check_config(cfg)
+    except ValueError as err:
+        if output_dir.is_dir():  # a sweep job's folder (Hydra made it): record why the job failed
+            _record_failure(output_dir, None, "failed", err)
+        raise
+    L.seed_everything(cfg.seed, workers=True)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(run_config(cfg)))
 
@@ -156,7 +161,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+# An absolute path: a relative one is resolved as the Python package ``conf`` when the module is
+# imported (the ``cifar-train`` console script), which is not installed.
+CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns test accuracy so sweepers can optimise it."""
     _route_lightning_logs()
