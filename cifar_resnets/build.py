@@ -6,6 +6,7 @@ config rebuilds exactly the net that wrote it.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import lightning as L
@@ -45,22 +46,78 @@ def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
     return instantiate(cfg.data, augment=_container(cfg.augment), _convert_="all")
 
 
+# torch optimizers with a fused CUDA step (one kernel for all parameters instead of a foreach chain).
+FUSED_OPTIMIZERS = ("torch.optim.SGD", "torch.optim.Adam", "torch.optim.AdamW")
+# torch.compile modes that record CUDA graphs.
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
+
+
+def _multi_device(trainer_cfg: DictConfig) -> bool:
+    strategy = str(trainer_cfg.get("strategy", "auto"))
+    devices = trainer_cfg.get("devices", 1)
+    return "ddp" in strategy or str(devices) not in ("1", "[0]") or int(trainer_cfg.get("num_nodes", 1)) > 1
+
+
+def compile_mode(cfg: DictConfig) -> str | None:
+    """The ``torch.compile`` mode of the run's net, or None to run it eagerly.
+
+    ``model.compile``: true | false | auto (= on when training on CUDA). ``model.compile_mode``: auto =
+    ``reduce-overhead`` (CUDA graphs) on one CUDA device, ``default`` elsewhere. CUDA-graph modes fall back
+    where graphs cannot be used: on the CPU to ``default`` (inductor records no graphs there), under DDP to
+    ``max-autotune-no-cudagraphs`` (PITFALLS A13: graph pools crash when train and eval alternate).
+    """
+    on_cuda = _uses_cuda(cfg.trainer.accelerator)
+    wanted = cfg.model.get("compile", False)
+    if wanted == "auto":
+        wanted = on_cuda
+    if not wanted:
+        return None
+    mode = cfg.model.get("compile_mode", "default")
+    graphs = mode in ("auto", "reduce-overhead", "max-autotune")
+    if not graphs:
+        return mode
+    if not on_cuda:
+        return "default"
+    if _multi_device(cfg.trainer):
+        return "max-autotune-no-cudagraphs" if mode == "max-autotune" else "default"
+    return "reduce-overhead" if mode == "auto" else mode
+
+
+def build_optimizer_factory(cfg: DictConfig) -> Any:
+    """``instantiate(cfg.optim)``, with ``fused=True`` on CUDA for SGD/Adam/AdamW unless the config says
+    ``fused``/``foreach`` itself. Not with gradient clipping: Lightning refuses to clip for optimizers
+    that unscale inside ``step`` (fused ones), so those runs keep the foreach step."""
+    factory = instantiate(cfg.optim)
+    if (
+        _uses_cuda(cfg.trainer.accelerator)
+        and cfg.optim.get("_target_") in FUSED_OPTIMIZERS
+        and "fused" not in cfg.optim
+        and "foreach" not in cfg.optim
+        and not cfg.trainer.get("gradient_clip_val")
+    ):
+        factory = functools.partial(factory, fused=True)
+    return factory
+
+
 def build_module(cfg: DictConfig, num_classes: int) -> ClassifierModule:
     net = build_net(cfg.model, num_classes)
-    if cfg.model.get("compile", False):
+    mode = compile_mode(cfg)
+    if mode is not None:
         # In place, so state-dict keys keep their names (PITFALLS A2); only the net is compiled,
-        # logging stays eager (A1).
-        net.compile(mode=cfg.model.get("compile_mode", "default"))
-    return ClassifierModule(
+        # logging stays eager (A1). Static shapes: one graph per batch shape, never a dynamic one (A5).
+        net.compile(mode=mode, dynamic=False if mode in CUDA_GRAPH_MODES else None)
+    module = ClassifierModule(
         net,
         num_classes=num_classes,
-        optimizer=instantiate(cfg.optim),
+        optimizer=build_optimizer_factory(cfg),
         scheduler=instantiate(cfg.schedule) if cfg.get("schedule") else None,
         label_smoothing=cfg.module.label_smoothing,
         weight_decay_bn_bias=cfg.module.weight_decay_bn_bias,
         channels_last=cfg.model.get("channels_last", False) and _uses_cuda(cfg.trainer.accelerator),
         config=run_config(cfg),
     )
+    module.cudagraph_steps = mode in CUDA_GRAPH_MODES
+    return module
 
 
 def _uses_cuda(accelerator: str) -> bool:
@@ -110,7 +167,7 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
         "enable_progress_bar": any(isinstance(c, L.pytorch.callbacks.ProgressBar) for c in callbacks),
         "plugins": _plugins(),
     }
-    if cfg.model.get("compile", False):
+    if compile_mode(cfg) is not None:
         # A compiled submodule under inference_mode fails in eval (PITFALLS A4).
         kwargs["inference_mode"] = False
     kwargs.update(overrides)

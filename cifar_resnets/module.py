@@ -89,13 +89,39 @@ class ClassifierModule(L.LightningModule):
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        # validate_args=False: the input checks call torch.unique, a host sync on every step.
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.top5 = num_classes > 10
         if self.top5:
             self.val_acc5 = MulticlassAccuracy(num_classes, top_k=5, average="micro")
             self.test_acc5 = MulticlassAccuracy(num_classes, top_k=5, average="micro")
+        # Set by build_module when the net is compiled with CUDA graphs (mode="reduce-overhead"): each
+        # step then starts a new graph generation, and eval batches are padded to one shape.
+        self.cudagraph_steps = False
+        self._eval_batch_size = 0
+
+    def _step_begin(self) -> None:
+        if self.cudagraph_steps:
+            # Outputs of the previous step's graphs may be overwritten from here on (PITFALLS A8).
+            torch.compiler.cudagraph_mark_step_begin()
+
+    def _eval_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of an eval batch; under CUDA graphs a short last batch is zero-padded to the usual
+        size and the padded rows dropped (eval-mode BatchNorm treats rows independently), so the split
+        needs one graph, not one per batch shape (PITFALLS A5/A6)."""
+        n = x.shape[0]
+        if not self.cudagraph_steps:
+            return self(x)
+        self._eval_batch_size = max(self._eval_batch_size, n)
+        if n == self._eval_batch_size:
+            return self(x)
+        channels_last = x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last)
+        padded = x.new_zeros((self._eval_batch_size, *x.shape[1:]))
+        padded = padded.contiguous(memory_format=torch.channels_last) if channels_last else padded
+        padded[:n] = x
+        return self(padded)[:n]
 
     @property
     def backbone(self) -> nn.Module:
@@ -123,6 +149,7 @@ class ClassifierModule(L.LightningModule):
         return F.cross_entropy(logits.float(), target, label_smoothing=self.hparams.label_smoothing)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        self._step_begin()
         x, y = batch
         logits = self(x)
         loss = self.loss(logits, y)
@@ -134,8 +161,9 @@ class ClassifierModule(L.LightningModule):
         return loss
 
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+        self._step_begin()
         x, y = batch
-        logits = self(x)
+        logits = self._eval_logits(x)
         self.log(f"{stage}/loss", self.loss(logits, y), on_epoch=True, batch_size=y.shape[0], sync_dist=True)
         acc = getattr(self, f"{stage}_acc")
         acc.update(logits, y)
