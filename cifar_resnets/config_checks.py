@@ -17,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from cifar_resnets.data.cifar_files import CIFAR_SPECS, IMAGE_BYTES
 from cifar_resnets.schedules import ScheduleConfigError, milestone_steps
 
 # Training-set sizes of the datasets whose size is known without reading them.
@@ -47,10 +48,30 @@ def _check_optim(cfg: DictConfig) -> None:
         raise ConfigError(f"module.label_smoothing={smoothing} must be in [0, 1)")
 
 
+def _train_images_on_disk(cfg: DictConfig) -> int | None:
+    """An upper bound on the training images in ``data.root``, from file sizes alone (nothing is read).
+
+    Every image takes 3072 bytes of pixels in the pickles, so a smaller copy (a subset, synthetic
+    files) is caught here too; the exact count is checked when the data is loaded.
+    """
+    spec = CIFAR_SPECS.get(str(_get(cfg, "data.name")))
+    root = _get(cfg, "data.root")
+    if spec is None or root is None or _get(cfg, "data.classes") is not None:
+        return None
+    files = [Path(str(root)) / spec.folder / name for name in spec.train_files]
+    try:
+        return sum(f.stat().st_size for f in files) // IMAGE_BYTES
+    except OSError:  # missing files: the data layer says where and how to get them
+        return None
+
+
 def _steps_per_epoch(cfg: DictConfig) -> int | None:
     available = KNOWN_TRAIN_SIZES.get(str(_get(cfg, "data.name")))
     if available is None:
         return None
+    on_disk = _train_images_on_disk(cfg)
+    if on_disk is not None:
+        available = min(available, on_disk)
     train_size = available - (_get(cfg, "data.val_size") or 0)
     num_train = _get(cfg, "data.num_train")
     if num_train is not None:
@@ -119,20 +140,26 @@ def _check_trainer(cfg: DictConfig) -> None:
         raise ConfigError(
             f"trainer.accelerator={accelerator} but no CUDA GPU is visible; use trainer.accelerator=cpu"
         )
+    devices = _get(cfg, "trainer.devices")
+    if accelerator in ("gpu", "cuda") and isinstance(devices, int) and devices > torch.cuda.device_count():
+        raise ConfigError(
+            f"trainer.devices={devices} but only {torch.cuda.device_count()} CUDA GPUs are visible; "
+            "lower trainer.devices"
+        )
     clip = _get(cfg, "trainer.gradient_clip_val")
     if clip is not None and clip <= 0:
         raise ConfigError(f"trainer.gradient_clip_val={clip} must be positive (or null for no clipping)")
 
 
-def _check_output(cfg: DictConfig) -> None:
-    out = _get(cfg, "hydra.run.dir") if HydraConfig.initialized() else None
+def _check_output(cfg: DictConfig, key: str = "hydra.run.dir") -> None:
+    out = _get(cfg, key) if HydraConfig.initialized() else None
     if out is None:
         return
     parent = Path(str(out)).absolute()
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot create the run folder {out}: {parent} is not writable; set hydra.run.dir")
+        raise ConfigError(f"cannot create the run folder {out}: {parent} is not writable; set {key}")
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -147,11 +174,11 @@ def check_config(cfg: DictConfig) -> None:
 class CheckConfigCallback(Callback):
     """Runs ``check_config`` before Hydra creates any folder (single runs and sweeps alike)."""
 
-    def _check(self, config: DictConfig) -> None:
+    def _check(self, config: DictConfig, output_key: str = "hydra.run.dir") -> None:
         HydraConfig.instance().set_config(config)
         try:
             check_config(config)
-            _check_output(config)
+            _check_output(config, output_key)
         except ConfigError as err:
             print(f"cifar-train: error: {err}", file=sys.stderr)
             sys.exit(2)
@@ -161,4 +188,4 @@ class CheckConfigCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # The sweep's own overrides are checked per job by train(); this catches shared mistakes.
-        self._check(config)
+        self._check(config, "hydra.sweep.dir")
