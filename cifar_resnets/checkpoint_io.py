@@ -11,7 +11,8 @@ the tests can hit exact moments instead of racing a timer); they are read at sav
 never set in normal use:
 
 - ``CIFAR_RESNETS_KILL_DURING_SAVE=N``: SIGKILL halfway through writing the N-th checkpoint;
-- ``CIFAR_RESNETS_KILL_AFTER_SAVE=N``: SIGKILL right after the N-th checkpoint is in place.
+- ``CIFAR_RESNETS_KILL_AFTER_SAVE=N``: SIGKILL right after the N-th checkpoint is in place;
+- ``CIFAR_RESNETS_TERM_AFTER_SAVE=N``: SIGTERM (handled like a scheduler's) after the N-th one.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 KILL_DURING_SAVE_ENV = "CIFAR_RESNETS_KILL_DURING_SAVE"
 KILL_AFTER_SAVE_ENV = "CIFAR_RESNETS_KILL_AFTER_SAVE"
+TERM_AFTER_SAVE_ENV = "CIFAR_RESNETS_TERM_AFTER_SAVE"
 # Temporary files start with this; no "last" or ".ckpt" in the name, so Lightning's
 # ``ckpt_path="last"`` search and checkpoint globbing never pick up a half-written file.
 TEMP_PREFIX = ".partial-"
@@ -70,6 +72,8 @@ def atomic_torch_save(obj: Any, path: str | Path, _count: int = 0) -> None:
     _fsync_dir(path.parent)
     if _kill_hook(KILL_AFTER_SAVE_ENV, _count):
         os.kill(os.getpid(), signal.SIGKILL)
+    if _kill_hook(TERM_AFTER_SAVE_ENV, _count):
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _alive(pid: int) -> bool:

@@ -27,6 +27,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
@@ -201,6 +202,9 @@ class SigtermCheckpoint(L.Callback):
         if not isinstance(exception, SIGTERMException):
             return
         self.interrupted = True
+        if trainer.state.fn != TrainerFn.FITTING:
+            self.saved_path = existing_last_checkpoint(trainer)  # fit had finished: last.ckpt is complete
+            return
         if trainer.validating or trainer.sanity_checking:
             self.saved_path = existing_last_checkpoint(trainer)
             log.warning("SIGTERM during validation: resume from the latest checkpoint %s", self.saved_path)

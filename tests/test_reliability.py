@@ -1,0 +1,316 @@
+"""Crash-safe training: kills and SIGTERM resume exactly, atomic checkpoints, divergence, unsafe
+checkpoints, failing sweep jobs and a 24-job parallel sweep.
+
+Exact-resume runs pin one CPU thread (PITFALLS E3) and use ``trainer.deterministic=true`` and the
+stateful GPU-resident loader on CPU tensors (``data.loader=gpu``), whose position survives a
+mid-epoch checkpoint. Kill points are exact, not timed: ``checkpoint_io``'s test hooks make the
+process SIGKILL/SIGTERM itself at the N-th checkpoint write.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from train_helpers import compose_train, read_metrics, run_cli, tiny_overrides
+
+from cifar_resnets.checkpoint_io import (
+    KILL_AFTER_SAVE_ENV,
+    KILL_DURING_SAVE_ENV,
+    TEMP_PREFIX,
+    TERM_AFTER_SAVE_ENV,
+    atomic_torch_save,
+    remove_stale_partials,
+)
+from cifar_resnets.checkpoints import CheckpointError, load_model, read_checkpoint
+from cifar_resnets.reliability import EXIT_INTERRUPTED, DivergenceGuard, TrainingDiverged
+from cifar_resnets.train import train
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# 256 images / batch 64 = 4 steps per epoch, 12 in all; last.ckpt also every 3 steps (mid-epoch).
+EXACT = {
+    "trainer.deterministic": True,
+    "data.loader": "gpu",
+    "trainer.max_epochs": 3,
+    "callbacks.mid_epoch_checkpoint.every_n_train_steps": 3,
+}
+
+
+def _train_one_thread(overrides: list[str], output_dir: Path) -> dict:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train(compose_train(overrides, output_dir=output_dir))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _step(ckpt: Path) -> int:
+    return int(read_checkpoint(ckpt)["global_step"])
+
+
+def _assert_same_state(a: Path, b: Path) -> None:
+    sa, sb = read_checkpoint(a)["state_dict"], read_checkpoint(b)["state_dict"]
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert torch.equal(sa[key], sb[key]), key
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(synthetic_cifar10: Path, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("uninterrupted")
+    _train_one_thread(tiny_overrides(synthetic_cifar10, **EXACT), run_dir)
+    return run_dir
+
+
+# ----------------------------------------------------------------------------- atomic writes
+
+
+def test_kill_during_a_checkpoint_write_keeps_the_previous_file(tmp_path: Path) -> None:
+    target = tmp_path / "last.ckpt"
+    atomic_torch_save({"state_dict": {"w": torch.zeros(3)}, "global_step": 1}, target)
+    pid = os.fork()
+    if pid == 0:  # child: dies by SIGKILL halfway through writing the new version
+        try:
+            os.environ[KILL_DURING_SAVE_ENV] = "1"
+            atomic_torch_save({"state_dict": {"w": torch.ones(1 << 16)}, "global_step": 2}, target, _count=1)
+        finally:
+            os._exit(0)  # not reached when the hook works
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    assert read_checkpoint(target)["global_step"] == 1  # the old file, whole
+    partials = list(tmp_path.glob(f"{TEMP_PREFIX}*"))
+    assert len(partials) == 1  # the half-written new version never replaced it
+    remove_stale_partials(tmp_path)
+    assert not list(tmp_path.glob(f"{TEMP_PREFIX}*"))
+
+
+# ----------------------------------------------------------------------------- exact resume
+
+
+@pytest.mark.slow
+def test_killed_and_terminated_run_resumes_to_the_same_result(
+    synthetic_cifar10: Path, uninterrupted: Path, tmp_path: Path
+) -> None:
+    """SIGKILL mid-write, then SIGTERM mid-epoch, then the same command finishes: identical result."""
+    run_dir = tmp_path / "run"
+    overrides = [*tiny_overrides(synthetic_cifar10, **EXACT), "ckpt_path=auto"]
+    command = [*overrides, f"hydra.run.dir={run_dir}"]
+    last = run_dir / "checkpoints" / "last.ckpt"
+
+    # 1. Saves: last@3 (mid-epoch), epoch000@4, last@4 <- SIGKILL halfway through this write.
+    proc = run_cli(
+        "cifar_resnets.train", command, tmp_path, check=False, env={**ONE_THREAD, KILL_DURING_SAVE_ENV: "3"}
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert _step(last) == 3, "the interrupted write must leave the previous last.ckpt intact"
+    assert list(last.parent.glob(f"{TEMP_PREFIX}*")), "the half-written file was a temp file"
+
+    # 2. Same command: resumes mid-epoch at step 3; SIGTERM after its 3rd save (last@6, mid-epoch 1).
+    proc = run_cli(
+        "cifar_resnets.train", command, tmp_path, check=False, env={**ONE_THREAD, TERM_AFTER_SAVE_ENV: "3"}
+    )
+    assert proc.returncode == EXIT_INTERRUPTED, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    status = read_metrics(run_dir)
+    assert status["status"] == "interrupted" and status["checkpoint"] == str(last), status
+    assert _step(last) == 6
+    assert not list(last.parent.glob(f"{TEMP_PREFIX}*")), "stale temp files are cleaned on the next save"
+
+    # 3. Same command again, to the end.
+    resumed = _train_one_thread(overrides, run_dir)
+    reference = read_metrics(uninterrupted)
+    assert resumed["status"] == "completed"
+    for key in ("steps", "epochs", "test/acc", "test/loss", "val/acc", "val/loss"):
+        assert resumed[key] == reference[key], key
+    _assert_same_state(last, uninterrupted / "checkpoints" / "last.ckpt")
+
+
+@pytest.mark.slow
+def test_kill_right_after_a_mid_epoch_save_resumes_exactly(
+    synthetic_cifar10: Path, uninterrupted: Path, tmp_path: Path
+) -> None:
+    """SIGKILL between a mid-epoch save and the next: the loader continues at the next batch."""
+    run_dir = tmp_path / "run"
+    overrides = [*tiny_overrides(synthetic_cifar10, **EXACT), "ckpt_path=auto"]
+    # Saves: last@3, epoch000@4, last@4, last@6, epoch001@8 <- killed here, so last.ckpt is step 6.
+    proc = run_cli(
+        "cifar_resnets.train",
+        [*overrides, f"hydra.run.dir={run_dir}"],
+        tmp_path,
+        check=False,
+        env={**ONE_THREAD, KILL_AFTER_SAVE_ENV: "5"},
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert _step(run_dir / "checkpoints" / "last.ckpt") == 6
+    resumed = _train_one_thread(overrides, run_dir)
+    reference = read_metrics(uninterrupted)
+    for key in ("steps", "test/acc", "test/loss", "val/acc", "val/loss"):
+        assert resumed[key] == reference[key], key
+    _assert_same_state(run_dir / "checkpoints" / "last.ckpt", uninterrupted / "checkpoints" / "last.ckpt")
+
+
+# ----------------------------------------------------------------------------- divergence
+
+
+def test_absurd_learning_rate_stops_with_step_epoch_lr_and_keeps_a_good_checkpoint(
+    synthetic_cifar10: Path, tmp_path: Path
+) -> None:
+    # Flag read every 50 steps only: the save-time check must still keep NaN weights off disk.
+    overrides = tiny_overrides(
+        synthetic_cifar10,
+        **{
+            "optim.lr": 1e6,
+            "trainer.max_epochs": 3,
+            "trainer.log_every_n_steps": 50,
+            "callbacks.mid_epoch_checkpoint.every_n_train_steps": 2,
+        },
+    )
+    with pytest.raises(TrainingDiverged) as info:
+        train(compose_train(overrides, output_dir=tmp_path))
+    message = str(info.value)
+    assert f"step {info.value.step}" in message and "epoch" in message and "lr 1e+06" in message
+    metrics = read_metrics(tmp_path)
+    assert metrics["status"] == "diverged" and metrics["lr"] == 1e6 and metrics["step"] == info.value.step
+    assert "diverged" in (tmp_path / "error.txt").read_text()
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert metrics["last_checkpoint"] == str(last)
+    assert 0 < _step(last) < info.value.step
+    for ckpt in (tmp_path / "checkpoints").glob("*.ckpt"):
+        state = read_checkpoint(ckpt)["state_dict"]
+        assert all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point()), ckpt
+    loaded = load_model(last)
+    assert all(torch.isfinite(p).all() for p in loaded.net.parameters())
+
+
+class _FakeStrategy:
+    @staticmethod
+    def reduce_boolean_decision(decision: bool, all: bool = True) -> bool:  # noqa: A002 - Lightning's name
+        return decision
+
+
+class _FakeTrainer:
+    def __init__(self, root: Path) -> None:
+        self.global_step, self.current_epoch, self.log_every_n_steps = 0, 2, 50
+        self.optimizers = [torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.25)]
+        self.strategy, self.callbacks, self.default_root_dir = _FakeStrategy(), [], str(root)
+
+
+def test_divergence_flag_is_read_only_every_n_steps_and_names_the_first_bad_step(tmp_path: Path) -> None:
+    guard, trainer = DivergenceGuard(check_every_n_steps=4), _FakeTrainer(tmp_path)
+    losses = [1.0, float("nan"), float("inf"), 2.0]
+    for batch_idx, loss in enumerate(losses[:3]):
+        guard.on_train_batch_start(trainer, None, None, batch_idx)
+        trainer.global_step += 1
+        guard.on_train_batch_end(trainer, None, {"loss": torch.tensor(loss)}, None, batch_idx)  # no raise yet
+    guard.on_train_batch_start(trainer, None, None, 3)
+    trainer.global_step += 1
+    with pytest.raises(TrainingDiverged, match=r"loss is nan at step 2 \(epoch 2, batch 1\) with lr 0.25"):
+        guard.on_train_batch_end(trainer, None, {"loss": torch.tensor(losses[3])}, None, 3)
+
+
+def test_diverged_error_survives_pickling() -> None:
+    """joblib sends a failed job's exception back to the sweep process."""
+    err = pickle.loads(pickle.dumps(TrainingDiverged("boom", step=3, epoch=1, lr=0.5, last_checkpoint="x")))
+    assert str(err) == "boom" and err.as_dict() == {"step": 3, "epoch": 1, "lr": 0.5, "last_checkpoint": "x"}
+
+
+# ----------------------------------------------------------------------------- unsafe checkpoints
+
+
+class _Payload:
+    """Unpickling this creates the marker file: what a malicious checkpoint would do with a shell command."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_checkpoint_with_a_pickled_callable_is_refused_and_runs_nothing(
+    synthetic_cifar10: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {}, "payload": _Payload(marker)}, evil)
+    with pytest.raises(CheckpointError, match="refused"):
+        load_model(evil)
+    assert not marker.exists()
+    run_dir = tmp_path / "run"
+    cfg = compose_train(tiny_overrides(synthetic_cifar10, ckpt_path=str(evil)), output_dir=run_dir)
+    with pytest.raises(CheckpointError, match="refused"):
+        train(cfg)
+    assert not marker.exists()
+    assert not (run_dir / "checkpoints").exists(), "nothing was trained"
+    # The file really is a working exploit for an unrestricted loader.
+    torch.load(evil, weights_only=False)
+    assert marker.exists()
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+
+@pytest.mark.slow
+def test_failing_sweep_job_is_recorded_and_the_others_finish(synthetic_cifar10: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    args = [
+        "-m",
+        *tiny_overrides(synthetic_cifar10, **{"trainer.max_epochs": 2, "test_after_fit": False}),
+        "optim.lr=1e6,0.05",  # the first job diverges
+        f"hydra.sweep.dir={sweep}",
+    ]
+    proc = run_cli("cifar_resnets.train", args, tmp_path, check=False)
+    assert proc.returncode != 0  # Hydra reports the failed job at the end
+    failed, finished = sorted(sweep.glob("0_*")), sorted(sweep.glob("1_*"))
+    assert len(failed) == 1 and len(finished) == 1, sorted(p.name for p in sweep.iterdir())
+    bad = read_metrics(failed[0])
+    assert bad["status"] == "diverged" and "TrainingDiverged" in bad["error"] and bad["lr"] == 1e6
+    assert "Traceback" in (failed[0] / "error.txt").read_text()
+    good = read_metrics(finished[0])
+    assert good["status"] == "completed" and good["steps"] == 8
+
+
+@pytest.mark.slow
+def test_24_job_sweep_4_at_a_time(synthetic_cifar10: Path, tmp_path: Path) -> None:
+    """joblib, 4 parallel workers: every job has its own folder and result; failures are recorded."""
+    sweep = tmp_path / "sweep"
+    small = tiny_overrides(
+        synthetic_cifar10,
+        **{
+            "data.num_train": 64,
+            "data.batch_size": 32,
+            "data.eval_batch_size": 64,
+            "trainer.limit_val_batches": 1,
+            "test_after_fit": False,
+            "logger": "none",
+            "trainer.enable_model_summary": False,
+        },
+    )
+    small = [o for o in small if not o.startswith("data.val_size=")]
+    args = [
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=4",
+        *small,
+        "seed=range(0,12)",
+        "data.val_size=16,600",  # 600 > the 512 images on disk: those 12 jobs fail
+        f"hydra.sweep.dir={sweep}",
+    ]
+    run_cli("cifar_resnets.train", args, tmp_path, check=False, timeout=900)
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and (p / ".hydra").is_dir())
+    assert len(jobs) == 24, sorted(p.name for p in sweep.iterdir())
+    seen = set()
+    for job in jobs:
+        metrics = read_metrics(job)
+        overrides = dict(kv.split("=", 1) for kv in job.name.split("_", 1)[1].split(","))
+        if overrides["data.val_size"] == "16":
+            assert metrics["status"] == "completed" and metrics["seed"] == int(overrides["seed"]), job
+        else:
+            assert metrics["status"] == "failed" and "data.val_size" in metrics["error"], metrics
+        seen.add((overrides["seed"], overrides["data.val_size"]))
+    assert len(seen) == 24  # no two jobs wrote into the same folder
