@@ -465,7 +465,8 @@ def list_tables(names: list[str] | None = None) -> str:
     lines = [f"{'table':<22} {'rows':>4} {'seeds':>5} {'jobs':>5} {'GPU h (est.)':>12}  title"]
     detail = names is not None and len(names) == 1
     for name in names or table_names():
-        table = load_table(name)
+        table = load_table_arg(name)
+        name = table.name
         hours = [row_gpu_hours(table, row, table.seeds) for row in table.rows]
         known = [h for h in hours if h is not None]
         total = f"{sum(known):.1f}" + ("+" if len(known) < len(hours) else "") if known else "?"
@@ -490,7 +491,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Rerun a published results table and write it beside the published numbers.",
         epilog="Extra key=value arguments are Hydra overrides for every job, e.g. hydra/launcher=joblib.",
     )
-    parser.add_argument("table", nargs="?", help=f"one of: {', '.join(table_names())}")
+    parser.add_argument("table", nargs="?", help=f"one of: {', '.join(table_names())}; or a table .yaml file")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides passed to every job")
     parser.add_argument(
         "--list", action="store_true", help="list the tables (with TABLE: its rows) and costs"
@@ -521,8 +522,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def load_table_arg(arg: str) -> TableSpec:
+    """A table by name (``experiments/<name>.yaml``) or by the path of a table file of one's own."""
+    path = Path(arg)
+    if path.suffix == ".yaml":
+        if not path.is_file():
+            raise ReproduceError(f"table file {arg} does not exist")
+        return load_table(path.stem, path.parent)
+    return load_table(arg)
+
+
 def reproduce(args: argparse.Namespace) -> int:
-    table = load_table(args.table)
+    table = load_table_arg(args.table)
     seeds = args.seeds or table.seeds
     table_dir = (args.out or Path("outputs") / "tables" / table.name).absolute()
     table_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,184 @@
+"""cifar-reproduce end to end: every table's smoke run, skip-and-resume, failed rows, launchers."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from train_helpers import REPO, run_cli
+
+from cifar_resnets.reproduce import main
+from cifar_resnets.tables import load_table, table_names
+
+TABLES = table_names()
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 5_000, f"{path} is not a real PNG"
+
+
+def table_rows(markdown: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in markdown.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and cells[0] not in ("row",):
+            rows[cells[0]] = cells
+    return rows
+
+
+def test_every_table_definition_loads() -> None:
+    assert set(TABLES) >= {
+        "he2016_table6",
+        "plain_vs_residual",
+        "optimizer_depth_grid",
+        "transfer_learning",
+        "attention_resnet",
+    }
+    he = load_table("he2016_table6")
+    assert [r.published for r in he.rows[:5]] == [8.75, 7.51, 7.17, 6.97, 6.43] and he.display == "error"
+    assert [r.published for r in load_table("plain_vs_residual").rows] == [90.84, 91.95, 86.71, 93.25]
+    assert load_table("attention_resnet").rows[0].published == 95.30
+
+
+def test_list_shows_tables_rows_and_cost(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for name in TABLES:
+        line = next(ln for ln in out.splitlines() if ln.startswith(name))
+        rows, seeds, jobs, hours = line.split()[1:5]
+        assert int(rows) == len(load_table(name).rows) and int(jobs) == int(rows) * int(seeds)
+        assert float(hours.rstrip("+")) > 0
+    main(["--list", "he2016_table6"])
+    assert "experiment=he2016/resnet110" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", TABLES)
+def test_smoke_reproduction_writes_table_csv_and_plots(name: str, tmp_path: Path) -> None:
+    out = tmp_path / name
+    code = main([name, "--smoke", "--in-process", "--out", str(out)])
+    table = load_table(name)
+    markdown = (out / f"{name}.md").read_text()
+    rows = table_rows(markdown)
+    assert list(rows) == [r.name for r in table.rows]
+    for row in table.rows:
+        cells = rows[row.name]
+        if row.published is not None:
+            assert f"{row.published:.2f}" in cells[2]
+        if cells[-1] == "ok":
+            assert 0.0 <= float(cells[1]) <= 100.0
+            if row.published is not None:
+                assert float(cells[3]) == pytest.approx(float(cells[1]) - row.published, abs=0.011)
+    with open(out / "results.csv") as f:
+        results = list(csv.DictReader(f))
+    assert [r["row"] for r in results] == [r.name for r in table.rows]
+    done = [r for r in results if r["status"] == "ok"]
+    assert done, f"no row of {name} finished: {[r['status'] for r in results]}"
+    assert code == (0 if len(done) == len(results) else 1)
+    for r in done:
+        assert 0.0 <= float(r["mean"]) <= 100.0 and int(r["seeds_done"]) == 1
+    plots = out / "plots"
+    assert_png(plots / "comparison.png")
+    for r in done:
+        assert_png(plots / f"curves_{r['row']}.png")
+    if name != "transfer_learning":  # its ImageNet rows have no in-memory test split to plot
+        assert_png(plots / "confusion_best.png")
+
+
+CUSTOM_TABLE = """
+title: two good rows and one impossible one
+metric: test/acc
+seeds: 1
+rows:
+  - {name: first, overrides: [model=resnet20], published: 90.0}
+  - {name: second, overrides: [model=plain20]}
+  - {name: broken, overrides: [model.depth=21]}
+"""
+
+
+def _run(table: Path, out: Path):
+    return run_cli(
+        "cifar_resnets.reproduce", [str(table), "--smoke", "--out", str(out)], cwd=out.parent, check=False
+    )
+
+
+@pytest.mark.slow
+def test_rerun_skips_finished_jobs_resumes_interrupted_and_records_failures(tmp_path: Path) -> None:
+    table, out = tmp_path / "mine.yaml", tmp_path / "mine"
+    table.write_text(CUSTOM_TABLE)
+    runs = out / "runs"
+    first = _run(table, out)
+    # The impossible row fails with its reason; the others finish.
+    assert first.returncode == 1, first.stdout + first.stderr
+    record = json.loads((out / "jobs.json").read_text())
+    assert record["first_seed0"]["status"] == record["second_seed0"]["status"] == "done"
+    assert record["broken_seed0"]["status"] == "failed" and "6n+2" in record["broken_seed0"]["reason"]
+    rows = table_rows((out / "mine.md").read_text())
+    assert (
+        rows["first"][-1] == "ok"
+        and rows["broken"][-1].startswith("failed: ")
+        and "6n+2" in rows["broken"][-1]
+    )
+    stamps = {p.name: (p / "metrics.json").stat().st_mtime_ns for p in runs.iterdir() if p.is_dir()}
+
+    # Interrupted after one finished job: `second` lost its metrics.json but kept its checkpoint.
+    (runs / "second_seed0" / "metrics.json").unlink()
+    second = _run(table, out)
+    assert "resuming second" in second.stdout and "running first" not in second.stdout
+    assert "running broken" in second.stdout  # failed jobs are redone
+    after = {p.name: (p / "metrics.json").stat().st_mtime_ns for p in runs.iterdir() if p.is_dir()}
+    assert after["first_seed0"] == stamps["first_seed0"] and "second_seed0" in after
+    assert json.loads((out / "jobs.json").read_text())["second_seed0"]["status"] == "done"
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_runs_a_job(tmp_path: Path) -> None:
+    proc = run_cli(
+        "cifar_resnets.reproduce",
+        [
+            "attention_resnet",
+            "--smoke",
+            "--out",
+            str(tmp_path / "t"),
+            "hydra/launcher=submitit_local",
+            "hydra.launcher.timeout_min=10",
+            "hydra.launcher.gpus_per_node=0",
+        ],  # fmt: skip
+        cwd=tmp_path,
+    )
+    assert "1/1 jobs done" in proc.stdout
+    metrics = json.loads((tmp_path / "t" / "runs" / "attention_resnet_seed0" / "metrics.json").read_text())
+    assert 0.0 <= metrics["test/acc"] <= 1.0
+    assert any((tmp_path / "t" / "runs" / ".submitit").iterdir())
+
+
+def test_bad_input_is_one_line(tmp_path: Path) -> None:
+    proc = run_cli("cifar_resnets.reproduce", ["no_such_table"], cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert "unknown table 'no_such_table'" in proc.stderr
+
+
+def test_gpu_table_row_script_runs_tiny_on_cpu(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "GPU_CHECK_TINY": "1", "OUT": str(out), "PYTHON": str(Path(os.sys.executable))}
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts" / "gpu" / "table_row.sh")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((out / "table_row.json").read_text())
+    assert 0.0 <= summary["row"]["test_acc"] <= 1.0
+    assert summary["concurrency"]["one_job_images_per_second"] > 0
+    assert summary["concurrency"]["four_jobs_images_per_second"] > 0
