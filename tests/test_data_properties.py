@@ -95,3 +95,45 @@ def test_reader_on_mutated_files_fails_cleanly_or_reads(tmp_path_factory, seed, 
         return
     assert images.dtype == np.uint8 and images.shape[1:] == (3, 32, 32)
     assert labels is None or (labels.shape == (images.shape[0],) and labels.min() >= 0 and labels.max() < 10)
+
+
+@settings(max_examples=20, deadline=5000, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(2, 24),
+    batch=st.integers(2, 8),
+    padding=st.integers(0, 4),
+    rotation=st.sampled_from([0.0, 15.0]),
+    jitter=st.sampled_from([0.0, 0.4]),
+    mixup_prob=st.floats(0, 1),
+    cutmix_prob=st.floats(0, 1),
+    seed=st.integers(0, 1000),
+)
+def test_full_augmentation_shapes_ranges_and_soft_targets(
+    n, batch, padding, rotation, jitter, mixup_prob, cutmix_prob, seed
+):
+    """Every augmentation on: images stay in the normalized 0..255 range, soft targets are distributions."""
+    total = mixup_prob + cutmix_prob
+    if total > 1:
+        mixup_prob, cutmix_prob = mixup_prob / total, cutmix_prob / total
+    augment = {
+        "crop_padding": padding,
+        "rotation": rotation,
+        "color_jitter": jitter,
+        "mixup_alpha": 0.2,
+        "mixup_prob": mixup_prob,
+        "cutmix_alpha": 1.0,
+        "cutmix_prob": cutmix_prob,
+    }
+    images = torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8)
+    loader = GPUBatchLoader(
+        images, torch.arange(n) % 5, batch, train=True, mean=(0.5,) * 3, std=(0.25,) * 3, seed=seed,
+        augment=augment, num_classes=5, aug_group_size=4,
+    )  # fmt: skip
+    for x, y in loader:
+        assert x.shape == (y.shape[0], 3, 8, 8) and x.dtype == torch.float32
+        assert torch.isfinite(x).all() and x.min() >= -2 - 1e-4 and x.max() <= 2 + 1e-4
+        if not loader.spec.mixes:  # no mixing configured: plain class indices
+            assert y.shape == (x.shape[0],) and y.dtype == torch.int64
+            continue
+        assert y.shape == (x.shape[0], 5) and (y >= -1e-6).all()
+        assert torch.allclose(y.sum(dim=1), torch.ones(y.shape[0]), atol=1e-5)
