@@ -91,8 +91,15 @@ def _check_data(cfg: DictConfig) -> int | None:
     _positive(cfg, "data.eval_batch_size")
     val_size = _get(cfg, "data.val_size")
     available = KNOWN_TRAIN_SIZES.get(str(_get(cfg, "data.name")))
+    on_disk = _train_images_on_disk(cfg) if available is not None else None
+    if on_disk is not None and on_disk < available:
+        available = on_disk
     if val_size is not None and available is not None and not 0 <= val_size < available:
-        raise ConfigError(f"data.val_size={val_size} must be between 0 and {available - 1}")
+        where = f"the at most {available} images in {_get(cfg, 'data.root')}" if available == on_disk else ""
+        raise ConfigError(
+            f"data.val_size={val_size} must be between 0 and {available - 1}"
+            + (f" ({where})" if where else "")
+        )
     num_train = _get(cfg, "data.num_train")
     if num_train is not None and num_train <= 0:
         raise ConfigError(f"data.num_train={num_train} must be positive (or null for all images)")
