@@ -331,14 +331,21 @@ def predict_csvs(csvs: Sequence[str | Path], labels_path: str | Path | None = No
         missing = [i for i in prediction.ids if i not in by_id]
         if missing:
             raise InputError(f"{path}: no label for {len(missing)} ids, e.g. {missing[:3]}")
-        truth = [_label_name(by_id[i], prediction.classes) for i in prediction.ids]
+        # Indices can be named only when the CSVs' prob_* columns give the class order.
+        classes = prediction.classes if prediction.probs is not None else []
+        truth = [_label_name(by_id[i], classes, path) for i in prediction.ids]
         prediction.summary["accuracy"] = _accuracy(np.array(prediction.labels), np.array(truth))
     prediction.summary.update(method="ensemble", csvs=[str(c) for c in csvs], images=len(prediction.ids))
     return prediction
 
 
-def _label_name(label: str, classes: list[str]) -> str:
-    if label not in classes and label.isdigit() and int(label) < len(classes):
+def _label_name(label: str, classes: list[str], source: Path) -> str:
+    if label.isdigit() and label not in classes:
+        if int(label) >= len(classes):
+            raise InputError(
+                f"{source}: label {label} is a class index, but the CSVs have no prob_* columns naming "
+                "the classes in order; give class names as labels"
+            )
         return classes[int(label)]
     return label
 

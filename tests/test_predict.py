@@ -196,6 +196,10 @@ def test_csv_majority_vote_by_hand(tmp_path: Path) -> None:
     assert result.ids == ids and result.labels == expected and result.probs is None
     assert result.summary["accuracy"] == pytest.approx(0.8)
 
+    _write_csv(tmp_path / "indices.csv", ["id", "label"], [[i, 3] for i in ids])
+    with pytest.raises(InputError, match="class index"):  # a vote has no class order to name indices
+        predict_csvs(paths, tmp_path / "indices.csv")
+
     out = tmp_path / "vote.csv"
     main(["--method", "ensemble", "--csv", *map(str, paths), "--out", str(out)])
     assert [(r["id"], r["label"]) for r in _read_csv(out)] == list(zip(ids, expected))
