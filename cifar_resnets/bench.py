@@ -17,7 +17,7 @@ device sync at both ends. Without ``--data-root`` the data are synthetic (said i
 Examples::
 
     cifar-bench --model resnet20 resnet56 --batch-size 128 512 --paths seed,suite,fast --data-root data
-    cifar-bench --model resnet20 --data-root data --time-to-accuracy --epochs 30 --paths suite,fast
+    cifar-bench --model resnet20 --data-root data --time-to-accuracy --epochs 30 --paths fast,suite
 """
 
 from __future__ import annotations
@@ -424,7 +424,7 @@ def time_to_accuracy(
             continue
         overrides = [
             "experiment=onecycle_resnet20",
-            f"model={model}",
+            *([] if model == "resnet20" else [f"model={model}"]),
             f"data.root={root}",
             f"trainer.max_epochs={epochs}",
             "callbacks.progress_bar=null",
@@ -471,7 +471,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="seed-style workers")
     p.add_argument("--compile", choices=["auto", "on", "off"], default="auto", help="fast/raw paths")
     p.add_argument("--json", type=Path, default=None, help="write all results here")
-    p.add_argument("--time-to-accuracy", action="store_true", help="train the one-cycle recipe and test it")
+    p.add_argument(
+        "--time-to-accuracy",
+        action="store_true",
+        help="instead of images/s: train the one-cycle recipe with each of the suite/fast paths and test it",
+    )
     p.add_argument("--epochs", type=int, default=30, help="epochs of --time-to-accuracy")
     p.add_argument(
         "--override", action="append", default=[], help="extra cifar-train override for --time-to-accuracy"
@@ -509,7 +513,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"cifar-bench on {report['device']}, torch {torch.__version__}; data: {data_note}", flush=True)
         results: list[Result] = []
         graphs = torch.cuda.is_available() and args.compile != "off"
-        for model in args.model:
+        for model in [] if args.time_to_accuracy else args.model:
             for bs in args.batch_size:
                 for path in args.path_list:
                     warmup = (

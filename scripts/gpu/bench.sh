@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# GPU check of the speed work: cifar-bench images/s (seed-style loop vs cifar-train vs the fast path
+# with CUDA graphs, plus the suite's raw loop for Lightning's share) and the 30-epoch one-cycle ResNet-20
+# recipe with and without CUDA graphs (accuracy must agree within 0.3 points before model.compile=auto
+# becomes the default). Results go to $OUT/bench/ (JSON per step, summary.md) as each step ends.
+#
+# Data: $BENCH_DATA or $CIFAR_DATA (a folder holding cifar-10-batches-py).
+# Tunable: BENCH_STEPS (timed steps, 60), BENCH_MODELS2 (models of step 3, "resnet56"), TTA_EPOCHS (30),
+# STEP_TIMEOUT (seconds per step, 240). GPU_CHECK_TINY=1: CPU-sized smoke run (synthetic data if none given).
+# Without the package installed: run from the repository root (PYTHONPATH is set here).
+set -uo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
+py="${PYTHON:-python3}"
+out="${OUT:?set OUT}/bench"
+mkdir -p "$out"
+data="${BENCH_DATA:-${CIFAR_DATA:-}}"
+tiny="${GPU_CHECK_TINY:-0}"
+step_timeout="${STEP_TIMEOUT:-240}"
+
+if [[ "$tiny" == 1 ]]; then
+  steps=2; warm=(--warmup 1); batch_small=32; batch_big=64; epochs=1; models2=""
+  common=(--workers 0 --synthetic-train 256)
+  tta_extra=(--override data.num_train=256 --override data.batch_size=64 --override data.eval_batch_size=128
+             --override trainer.limit_test_batches=2)
+else
+  steps="${BENCH_STEPS:-60}"; warm=(); batch_small=128; batch_big=512; epochs="${TTA_EPOCHS:-30}"
+  models2="${BENCH_MODELS2:-resnet56}"
+  common=(--workers 8)
+  tta_extra=()
+  [[ -n "$data" ]] || { echo "bench.sh: set BENCH_DATA or CIFAR_DATA to a folder with cifar-10-batches-py" >&2; exit 2; }
+fi
+data_arg=(); [[ -n "$data" ]] && data_arg=(--data-root "$data")
+
+t_all=$(date +%s)
+step() {  # step NAME ARGS...: one cifar-bench call, timed, never stopping the script
+  local name="$1"; shift
+  local t0; t0=$(date +%s)
+  echo "== $name: cifar-bench $*" | tee -a "$out/log.txt"
+  timeout "$step_timeout" "$py" -m cifar_resnets.bench "${data_arg[@]}" "${common[@]}" "$@" \
+    --json "$out/$name.json" >> "$out/log.txt" 2>&1
+  local rc=$?
+  echo "== $name: rc=$rc in $(( $(date +%s) - t0 )) s (total $(( $(date +%s) - t_all )) s)" | tee -a "$out/log.txt"
+}
+
+# 1. ResNet-20: cifar-train path, fast path and raw loop at batch 512; seed-style, suite, fast at 128.
+step throughput_resnet20_bs$batch_big --model resnet20 --batch-size "$batch_big" --paths suite,fast,raw \
+  --steps "$steps" "${warm[@]}"
+step throughput_resnet20_bs$batch_small --model resnet20 --batch-size "$batch_small" --paths seed,suite,fast \
+  --steps "$steps" "${warm[@]}"
+# 2. Accuracy with and without CUDA graphs (fast first: its training graph is in the compile cache now).
+step accuracy --model resnet20 --time-to-accuracy --epochs "$epochs" --paths fast,suite "${tta_extra[@]}"
+# 3. Deeper nets, if time is left.
+for m in $models2; do
+  step "throughput_${m}_bs$batch_big" --model "$m" --batch-size "$batch_big" --paths suite,fast --steps "$steps"
+  step "throughput_${m}_bs$batch_small" --model "$m" --batch-size "$batch_small" --paths seed,suite,fast \
+    --steps "$steps"
+done
+
+"$py" - "$out" <<'PY'
+import json, sys
+from pathlib import Path
+
+from cifar_resnets.bench import Result, format_table, time_to_table
+
+out = Path(sys.argv[1])
+reports = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json")) if p.stem != "summary"}
+results = [Result(**r) for name, rep in reports.items() if name.startswith("throughput") for r in rep["results"]]
+first = next(iter(reports.values()), {})
+lines = [f"# cifar-bench on {first.get('device')} (torch {first.get('torch')}); data: {first.get('data')}", ""]
+if results:
+    lines += [format_table(results), ""]
+    for path, t in time_to_table(results).items():
+        lines.append(f"- He et al. Table 6 extrapolated, {path} path: {t['minutes']} min ({t['formula']})")
+tta = reports.get("accuracy", {}).get("time_to_accuracy", [])
+for row in tta:
+    lines.append(f"- time to accuracy, {row['path']}: {json.dumps(row)}")
+if len(tta) == 2 and all(r["test_acc"] is not None for r in tta):
+    lines.append(f"- accuracy fast - suite: {100 * (tta[0]['test_acc'] - tta[1]['test_acc']):+.2f} points")
+(out / "summary.md").write_text("\n".join(lines) + "\n")
+(out / "summary.json").write_text(json.dumps({"results": [r.__dict__ for r in results], "accuracy": tta}, indent=1))
+print("\n".join(lines))
+PY

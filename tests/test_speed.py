@@ -1,0 +1,293 @@
+"""The fast path computes what the eager path computes; cifar-bench and the GPU check script run end to end.
+
+No timing assertions: speed is reported by cifar-bench, not asserted.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.pytorch.callbacks import EMAWeightAveraging
+from train_helpers import REPO, compose_train, run_cli, tiny_overrides
+
+from cifar_resnets import build
+from cifar_resnets.build import (
+    build_datamodule,
+    build_module,
+    build_optimizer_factory,
+    build_trainer,
+    compile_mode,
+)
+from cifar_resnets.ema import EMAConfigError, FastEMA
+from cifar_resnets.models.cifar_resnet import CifarResNet
+
+
+def _fit(cfg, callbacks=(), **trainer_overrides):
+    """Fit a composed config in process; returns the module and the trainer."""
+    import lightning as L
+
+    L.seed_everything(cfg.seed)
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg, datamodule.num_classes)
+    trainer = build_trainer(cfg, **trainer_overrides)
+    trainer.callbacks.extend(callbacks)
+    trainer.fit(module, datamodule=datamodule)
+    return module, trainer
+
+
+def _tiny(root: Path, tmp_path: Path, **extra):
+    overrides = {
+        "model.depth": 8,
+        "data.num_train": 128,
+        "data.val_size": 64,
+        "data.batch_size": 32,
+        "trainer.max_steps": 3,
+        "trainer.deterministic": True,
+        "callbacks.checkpoint": None,
+        "logger": "none",
+        "callbacks.lr_monitor": None,
+        "test_after_fit": False,
+        **extra,
+    }
+    return compose_train(tiny_overrides(root, **overrides), output_dir=tmp_path)
+
+
+def _assert_same_state(
+    a: torch.nn.Module, b: torch.nn.Module, atol: float = 1e-5, rtol: float = 1e-4, floats_only: bool = False
+) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        if floats_only and not sa[key].is_floating_point():
+            continue
+        torch.testing.assert_close(sa[key].float(), sb[key].float(), atol=atol, rtol=rtol, msg=key)
+
+
+# ----- compiled vs eager -----
+@pytest.fixture
+def aot_eager_compile(monkeypatch):
+    """nn.Module.compile with the aot_eager backend: Dynamo + AOTAutograd as inductor uses them, without
+    the minutes of C++ code generation inductor needs on a CPU; records the modes asked for."""
+    modes: list[str | None] = []
+    original = torch.nn.Module.compile
+
+    def compile_(self, *args, mode=None, dynamic=None, **kwargs):
+        modes.append(mode)
+        return original(self, backend="aot_eager", dynamic=dynamic)
+
+    monkeypatch.setattr(torch.nn.Module, "compile", compile_)
+    return modes
+
+
+def test_compiled_net_trains_like_the_eager_one(synthetic_cifar10, tmp_path, aot_eager_compile):
+    eager, _ = _fit(_tiny(synthetic_cifar10, tmp_path / "eager"))
+    # reduce-overhead asked for on a CPU: falls back to plain compilation, no CUDA graphs.
+    cfg = _tiny(synthetic_cifar10, tmp_path / "compiled", **{"model.compile": True})
+    compiled, trainer = _fit(cfg)
+    assert aot_eager_compile == ["default"]
+    assert not compiled.cudagraph_steps and trainer.global_step == 3
+    assert compiled.net._compiled_call_impl is not None  # compiled in place: state-dict keys unchanged
+    _assert_same_state(eager, compiled)
+
+
+@pytest.mark.slow
+def test_inductor_compiled_net_trains_like_the_eager_one(synthetic_cifar10, tmp_path):
+    """The real inductor backend on the CPU (minutes of compilation on a small machine)."""
+    eager, _ = _fit(_tiny(synthetic_cifar10, tmp_path / "eager"))
+    compiled, _ = _fit(_tiny(synthetic_cifar10, tmp_path / "compiled", **{"model.compile": True}))
+    _assert_same_state(eager, compiled, atol=1e-4, rtol=1e-3)
+
+
+def test_padded_eval_batches_give_the_same_logits(synthetic_cifar10, tmp_path):
+    cfg = _tiny(synthetic_cifar10, tmp_path)
+    module = build_module(cfg, 10).eval()
+    x = torch.randn(10, 3, 32, 32)
+    with torch.no_grad():
+        plain = module._eval_logits(x[:7])
+        module.cudagraph_steps = True  # the CUDA-graph path (mark_step_begin is a no-op without graphs)
+        module._eval_logits(x)  # the usual eval batch size: 10
+        padded = module._eval_logits(x[:7])
+    assert padded.shape == (7, 10)
+    torch.testing.assert_close(padded, plain)
+
+
+# ----- compile mode and optimizer choices -----
+def test_compile_mode_falls_back_where_graphs_cannot_run(monkeypatch, tmp_path):
+    def mode(uses_cuda: bool, **extra):
+        monkeypatch.setattr(build, "_uses_cuda", lambda accelerator: uses_cuda)
+        return compile_mode(compose_train(tiny_overrides(tmp_path, **extra)))
+
+    assert mode(False) is None and mode(True) is None  # off by default
+    assert mode(False, **{"model.compile": "auto"}) is None
+    assert mode(True, **{"model.compile": "auto"}) == "reduce-overhead"
+    assert mode(False, **{"model.compile": True}) == "default"
+    assert mode(True, **{"model.compile": True, "model.compile_mode": "reduce-overhead"}) == "reduce-overhead"
+    assert mode(True, **{"model.compile": True, "trainer": "ddp", "trainer.devices": 2}) == "default"
+    assert mode(True, **{"model.compile": True, "model.compile_mode": "max-autotune-no-cudagraphs"}) == (
+        "max-autotune-no-cudagraphs"
+    )
+
+
+def test_fused_optimizer_only_on_cuda_and_without_clipping(monkeypatch, tmp_path):
+    monkeypatch.setattr(build, "_uses_cuda", lambda accelerator: True)
+    fused = build_optimizer_factory(compose_train(tiny_overrides(tmp_path)))
+    assert fused.keywords.get("fused") is True
+    clipped = build_optimizer_factory(
+        compose_train(tiny_overrides(tmp_path, **{"trainer.gradient_clip_val": 1.0}))
+    )
+    assert "fused" not in clipped.keywords
+    monkeypatch.setattr(build, "_uses_cuda", lambda accelerator: False)
+    assert "fused" not in build_optimizer_factory(compose_train(tiny_overrides(tmp_path))).keywords
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [
+        functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9, weight_decay=5e-4, nesterov=True),
+        functools.partial(torch.optim.Adam, lr=1e-3, weight_decay=1e-4),
+        functools.partial(torch.optim.AdamW, lr=1e-3, weight_decay=5e-4),
+    ],
+    ids=["sgd", "adam", "adamw"],
+)
+def test_fused_optimizer_step_equals_the_unfused_one(factory):
+    torch.manual_seed(0)
+    net = CifarResNet(depth=8, num_classes=10)
+    twin = copy.deepcopy(net)
+    opt_a, opt_b = factory(net.parameters(), foreach=False), factory(twin.parameters(), fused=True)
+    sched_a = torch.optim.lr_scheduler.OneCycleLR(
+        opt_a, 0.1 if "SGD" in str(factory) else 1e-3, total_steps=5
+    )
+    sched_b = torch.optim.lr_scheduler.OneCycleLR(
+        opt_b, 0.1 if "SGD" in str(factory) else 1e-3, total_steps=5
+    )
+    for _ in range(4):
+        x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+        for model, opt, sched in ((net, opt_a, sched_a), (twin, opt_b, sched_b)):
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+            sched.step()
+    _assert_same_state(net, twin)
+
+
+# ----- EMA -----
+def test_fast_ema_averages_like_lightnings_ema(synthetic_cifar10, tmp_path):
+    cfg = _tiny(synthetic_cifar10, tmp_path / "a", **{"trainer.max_steps": 6})
+    lightning_ema, _ = _fit(cfg, [EMAWeightAveraging(decay=0.8)])
+    fast_ema, _ = _fit(
+        _tiny(synthetic_cifar10, tmp_path / "b", **{"trainer.max_steps": 6}), [FastEMA(decay=0.8)]
+    )
+    raw, _ = _fit(_tiny(synthetic_cifar10, tmp_path / "c", **{"trainer.max_steps": 6}))
+    # The average ends up in the model at the end of fit. Integer buffers (BatchNorm's batch counts) are
+    # copied by FastEMA; Lightning's averages them in float and truncates, which means nothing.
+    _assert_same_state(lightning_ema, fast_ema, floats_only=True)
+    assert torch.equal(fast_ema.net.bn1.num_batches_tracked, raw.net.bn1.num_batches_tracked)
+    assert not torch.allclose(raw.net.fc.weight, fast_ema.net.fc.weight)
+
+
+def test_fast_ema_every_n_steps_uses_decay_to_the_n():
+    ema = FastEMA(decay=0.9, update_every_n_steps=3)
+    assert [s for s in range(10) if ema.should_update(step_idx=s)] == [0, 3, 6, 9]
+    assert not ema.should_update(epoch_idx=0)
+
+    class Holder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(3))
+            self.register_buffer("count", torch.zeros((), dtype=torch.long))
+
+    model = Holder()
+    from torch.optim.swa_utils import AveragedModel
+
+    ema._average_model = AveragedModel(model, use_buffers=True)
+    ema.update_average(model)  # first update copies
+    with torch.no_grad():
+        model.w.fill_(1.0)
+        model.count.fill_(5)
+    ema.update_average(model)
+    torch.testing.assert_close(ema._average_model.module.w, torch.full((3,), 1 - 0.9**3))
+    assert int(ema._average_model.module.count) == 5 and int(ema._average_model.n_averaged) == 2
+
+
+def test_validation_before_the_first_ema_update_sees_the_trained_weights(synthetic_cifar10, tmp_path):
+    # Lightning's callback would swap in the untrained copy here (PITFALLS B2).
+    cfg = _tiny(synthetic_cifar10, tmp_path, **{"trainer.max_steps": 4, "+trainer.val_check_interval": 2})
+    initial: list[torch.Tensor] = []
+    seen: list[torch.Tensor] = []
+
+    import lightning as L
+
+    class Spy(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            initial.append(pl_module.net.fc.weight.detach().clone())
+
+        def on_validation_epoch_start(self, trainer, pl_module):
+            seen.append(pl_module.net.fc.weight.detach().clone())
+
+    module, _ = _fit(cfg, [FastEMA(decay=0.9, update_starting_at_step=100), Spy()])
+    assert len(seen) == 2
+    assert not any(torch.equal(w, initial[0]) for w in seen)
+    assert not torch.equal(module.net.fc.weight, initial[0])
+
+
+def test_fast_ema_refuses_bad_settings():
+    with pytest.raises(EMAConfigError, match="decay"):
+        FastEMA(decay=1.5)
+    with pytest.raises(EMAConfigError, match="update_every_n_steps"):
+        FastEMA(update_every_n_steps=0)
+
+
+# ----- cifar-bench and the GPU check script -----
+def test_cifar_bench_runs_end_to_end_on_cpu(tmp_path):
+    out = tmp_path / "bench.json"
+    args = [
+        "--model", "resnet20", "--batch-size", "32", "--paths", "seed,suite,fast", "--steps", "2",
+        "--warmup", "1", "--synthetic-train", "128", "--workers", "0", "--json", str(out),
+    ]  # fmt: skip
+    proc = run_cli("cifar_resnets.bench", args, cwd=tmp_path)
+    assert "| model | batch | path | images/s | x seed-style |" in proc.stdout
+    assert "SYNTHETIC" in proc.stdout
+    report = json.loads(out.read_text())
+    assert [r["path"] for r in report["results"]] == ["seed", "suite", "fast"]
+    assert all(r["images_per_second"] > 0 and r["steps"] == 2 for r in report["results"])
+
+
+def test_cifar_bench_refuses_a_missing_data_root(tmp_path):
+    proc = run_cli("cifar_resnets.bench", ["--data-root", str(tmp_path / "nope")], cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("cifar-bench: error:")
+
+
+@pytest.mark.slow
+def test_gpu_bench_script_runs_tiny_on_cpu(tmp_path, synthetic_cifar10):
+    env = {**os.environ, "OUT": str(tmp_path), "GPU_CHECK_TINY": "1", "PYTHONPATH": str(REPO)}
+    env.pop("CIFAR_DATA", None)
+    env["BENCH_DATA"] = str(synthetic_cifar10)
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts" / "gpu" / "bench.sh")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    bench = tmp_path / "bench"
+    assert "| model | batch | path |" in (bench / "summary.md").read_text()
+    paths = {r["path"] for f in bench.glob("throughput_*.json") for r in json.loads(f.read_text())["results"]}
+    assert paths == {"seed", "suite", "fast", "raw"}
+    tta = json.loads((bench / "accuracy.json").read_text())
+    assert [r["path"] for r in tta["time_to_accuracy"]] == ["fast", "suite"]
+
+
+def test_config_keys_exist_for_the_fast_path():
+    cfg = compose_train([])
+    assert cfg.model.compile is False and cfg.model.compile_mode == "auto"
+    assert cfg.callbacks.get("ema") is None
+    assert compose_train(["callbacks=ema"]).callbacks.ema._target_ == "cifar_resnets.ema.FastEMA"
