@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -181,10 +182,19 @@ def check_config(cfg: DictConfig) -> None:
 class CheckConfigCallback(Callback):
     """Runs ``check_config`` before Hydra creates any folder (single runs and sweeps alike)."""
 
-    def _check(self, config: DictConfig, output_key: str = "hydra.run.dir") -> None:
+    def _check(
+        self, config: DictConfig, output_key: str = "hydra.run.dir", swept: tuple[str, ...] = ()
+    ) -> None:
         HydraConfig.instance().set_config(config)
         try:
             check_config(config)
+        except ConfigError as err:
+            # The base config of a sweep lacks the swept values; a mistake they may fix is left to
+            # each job's own check (which records it in the job's folder).
+            if not any(f"{key}=" in str(err) for key in swept):
+                print(f"cifar-train: error: {err}", file=sys.stderr)
+                sys.exit(2)
+        try:
             _check_output(config, output_key)
         except ConfigError as err:
             print(f"cifar-train: error: {err}", file=sys.stderr)
@@ -195,4 +205,6 @@ class CheckConfigCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # The sweep's own overrides are checked per job by train(); this catches shared mistakes.
-        self._check(config, "hydra.sweep.dir")
+        overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+        swept = tuple(o.key_or_group for o in overrides if o.is_sweep_override())
+        self._check(config, "hydra.sweep.dir", swept)
