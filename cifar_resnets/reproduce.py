@@ -507,7 +507,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--report-only", action="store_true", help="only rewrite the table from finished jobs"
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     bad = [o for o in args.overrides if "=" not in o]
     if bad:
         raise ReproduceError(f"overrides must look like key=value, got {bad}")
