@@ -50,14 +50,13 @@ class EvalError(ValueError):
 def keyvalue_to_options(argv: Sequence[str], keys: Sequence[str]) -> list[str]:
     """Turn Hydra-style ``key=value`` tokens into ``--key value`` (dots become dashes) for argparse.
 
-    Only the listed keys are translated, so a file name containing ``=`` passed after an option
-    stays a value.
+    Only tokens that start with one of the listed keys and ``=`` are translated; other values
+    (file names containing ``=`` included) pass through unchanged.
     """
     out: list[str] = []
-    for i, token in enumerate(argv):
+    for token in argv:
         key, sep, value = token.partition("=")
-        follows_option = i > 0 and argv[i - 1].startswith("--") and "=" not in argv[i - 1]
-        if sep and not token.startswith("-") and key in keys and not follows_option:
+        if sep and not token.startswith("-") and key in keys:
             out += [f"--{key.replace('.', '-').replace('_', '-')}", value]
         else:
             out.append(token)
@@ -70,13 +69,20 @@ def run_folder(ckpt: Path) -> Path:
     return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
 
 
-def eval_datamodule(loaded: LoadedModel, data_root: str | None = None):
-    """The checkpoint's datamodule, rebuilt from its stored run config (``data_root`` overrides)."""
+def eval_datamodule(loaded: LoadedModel, data_root: str | None = None, split: str = "val"):
+    """The checkpoint's datamodule, rebuilt from its stored run config (``data_root`` overrides).
+
+    The validation split is rebuilt exactly as in training (same ``val_size`` and ``split_seed``).
+    For the test split the training-side sizes do not matter, so they are dropped: evaluating on a
+    copy of the data with fewer training images then still works.
+    """
     data_cfg = dict(loaded.config.get("data") or {})
     if "_target_" not in data_cfg:
         raise CheckpointError(f"{loaded.path}: the stored run config has no data section to rebuild")
     if data_root is not None:
         data_cfg["root"] = str(data_root)
+    if split == "test" and "val_size" in data_cfg:
+        data_cfg.update(val_size=0, num_train=None)
     augment = loaded.config.get("augment") or {}
     return instantiate(data_cfg, augment=augment, _convert_="all")
 
@@ -93,7 +99,7 @@ def split_probs(
     if split not in SPLITS:
         raise EvalError(f"split={split!r} is not supported; choose one of {list(SPLITS)}")
     device = pick_device(device) if isinstance(device, str) else device
-    dm = eval_datamodule(loaded, data_root)
+    dm = eval_datamodule(loaded, data_root, split)
     arrays = getattr(dm, f"{split}_arrays", None)
     if arrays is None:  # datamodules without in-memory uint8 arrays (the ImageNet subset)
         if split == "val":
