@@ -289,7 +289,7 @@ def classify_item(item: Item, models: list[LoadedModel]) -> None:
     st.subheader(name if truth is None else f"{name} (true class: {truth})")
     same_classes = all(m.classes == models[0].classes for m in models)
     ensemble = len(models) > 1 and same_classes
-    cols = st.columns(1 + len(models) + int(ensemble))
+    cols = st.columns([1] + [2] * (len(models) + int(ensemble)))
     with cols[0]:
         st.image(image, caption=f"uploaded, {image.width}x{image.height}", width=DISPLAY_SIZE)
     all_probs = []

@@ -30,6 +30,8 @@ def streamlit_args(outputs: Path, port: int, address: str) -> list[str]:
         "false",
         "--server.fileWatcherType",
         "none",
+        "--client.toolbarMode",
+        "minimal",
         "--",
         "--outputs",
         str(outputs),
