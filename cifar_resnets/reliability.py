@@ -218,3 +218,31 @@ class SigtermCheckpoint(L.Callback):
             trainer.global_step,
             trainer.current_epoch,
         )
+
+
+class MidEpochCheckpoint(ModelCheckpoint):
+    """Refreshes ``last.ckpt`` every ``every_n_train_steps`` optimizer steps, inside epochs only.
+
+    Epoch-end saves are the main ``ModelCheckpoint``'s. Lightning's ``on_train_end`` fallback (write
+    ``last.ckpt`` if this callback never saved) is switched off: it would overwrite the epoch-end
+    ``last.ckpt`` after training ends, when an EMA callback has already put the averaged weights into
+    the model, and a resume from that file would not match an uninterrupted run.
+    """
+
+    def __init__(self, dirpath: str, every_n_train_steps: int = 1000) -> None:
+        super().__init__(
+            dirpath=dirpath,
+            save_last=True,
+            save_top_k=0,
+            every_n_train_steps=every_n_train_steps,
+            enable_version_counter=False,
+        )
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pass
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pass
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pass
