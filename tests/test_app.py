@@ -24,7 +24,7 @@ from streamlit.testing.v1 import AppTest
 from train_helpers import REPO, compose_train, tiny_overrides
 
 from cifar_resnets.app_launcher import parse_args, streamlit_args
-from cifar_resnets.checkpoints import load_model
+from cifar_resnets.checkpoints import CheckpointError, load_model
 from cifar_resnets.data.synthetic import CIFAR10_CLASSES, _prototypes
 from cifar_resnets.images import ImageDecodeError, Preprocess, decode_image
 from cifar_resnets.runs import find_checkpoints, find_runs, group_sweeps, read_scalars
@@ -298,6 +298,25 @@ def test_bad_checkpoint_gives_one_message_and_runs_no_code(
     # the good checkpoint picked from the list still works
     upload(app, ("proto.png", png_bytes(prototype_image(known_class))))
     assert f"top-1: **{CIFAR10_CLASSES[known_class]}**" in markdown_text(app)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="checkpoints.load_model instantiates every _target_ of the checkpoint's stored model config; "
+    "it needs an allow-list of model targets",
+)
+def test_checkpoint_config_cannot_run_code(checkpoint: Path, tmp_path: Path) -> None:
+    stored = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    marker = tmp_path / "marker"
+    path_of = {"_target_": "pathlib.Path", "_args_": [str(marker)]}
+    stored["hyper_parameters"]["config"]["model"]["depth"] = {
+        "_target_": "pathlib.Path.touch",
+        "_args_": [path_of],
+    }
+    torch.save(stored, tmp_path / "config_code.ckpt")
+    with pytest.raises(CheckpointError):
+        load_model(tmp_path / "config_code.ckpt")
+    assert not marker.exists(), "a checkpoint's config ran code while loading"
 
 
 def test_sample_test_images_from_the_checkpoint_dataset(app: AppTest) -> None:
