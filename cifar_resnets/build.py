@@ -159,6 +159,8 @@ def _plugins() -> list[Any]:
 def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     callbacks = build_callbacks(cfg)
     loggers = build_loggers(cfg)
+    if not loggers:  # logger=none: LearningRateMonitor refuses to run without a logger
+        callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)]
     kwargs: dict[str, Any] = {
         "precision": resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator),
         "callbacks": callbacks,

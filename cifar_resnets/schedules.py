@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import (
+    ConstantLR,
     CosineAnnealingLR,
     LambdaLR,
     LinearLR,
@@ -28,10 +29,24 @@ class ScheduleConfigError(ValueError):
     """A schedule setting that cannot work with the run's length."""
 
 
-def _with_warmup(optimizer: Optimizer, main: LRScheduler, warmup_steps: int) -> LRScheduler:
+WARMUP_MODES = ("linear", "constant")
+
+
+def _with_warmup(
+    optimizer: Optimizer, main: LRScheduler, warmup_steps: int, warmup_mode: str = "linear"
+) -> LRScheduler:
+    """``main`` after ``warmup_steps``: a linear ramp from lr/warmup_steps, or (``constant``) lr/10
+    throughout, as He et al. warmed ResNet-110 up at 0.01. ``main`` starts counting after the warm-up."""
+    if warmup_mode not in WARMUP_MODES:
+        raise ScheduleConfigError(f"schedule.warmup_mode must be one of {WARMUP_MODES}, got {warmup_mode!r}")
     if warmup_steps <= 0:
         return main
-    warmup = LinearLR(optimizer, start_factor=1.0 / warmup_steps, end_factor=1.0, total_iters=warmup_steps)
+    if warmup_mode == "constant":
+        warmup: LRScheduler = ConstantLR(optimizer, factor=0.1, total_iters=warmup_steps)
+    else:
+        warmup = LinearLR(
+            optimizer, start_factor=1.0 / warmup_steps, end_factor=1.0, total_iters=warmup_steps
+        )
     return SequentialLR(optimizer, [warmup, main], milestones=[warmup_steps])
 
 
@@ -44,6 +59,7 @@ def multistep(
     gamma: float = 0.1,
     unit: str = "fraction",
     warmup_steps: int = 0,
+    warmup_mode: str = "linear",
 ) -> LRScheduler:
     """Multiply the lr by ``gamma`` at each milestone (He et al. 2016: /10 at 32k and 48k of 64k).
 
@@ -51,7 +67,9 @@ def multistep(
     (so one config serves any run length: He et al.'s 32k/48k of 64k is [0.5, 0.75]).
     """
     steps = milestone_steps(milestones, unit, total_steps=total_steps, steps_per_epoch=steps_per_epoch)
-    return _with_warmup(optimizer, MultiStepLR(optimizer, milestones=steps, gamma=gamma), warmup_steps)
+    # The decay schedule counts from the end of the warm-up: shift so milestones stay global steps.
+    main = MultiStepLR(optimizer, milestones=[max(s - max(warmup_steps, 0), 1) for s in steps], gamma=gamma)
+    return _with_warmup(optimizer, main, warmup_steps, warmup_mode)
 
 
 def milestone_steps(
