@@ -13,15 +13,8 @@ from cifar_resnets.models.attention import (
     SpatialAttention,
 )
 from cifar_resnets.models.cifar_resnet import BasicBlock, CifarResNet, ZeroPadShortcut
-from cifar_resnets.models.torchvision_nets import (
-    TorchvisionResNet,
-    WeightsDownloadError,
-    WeightsMismatchError,
-    load_backbone_state,
-    read_weights_file,
-    resnet18,
-    resnet50,
-)
+from cifar_resnets.models.torchvision_nets import TorchvisionResNet, WeightsDownloadError, resnet18, resnet50
+from cifar_resnets.models.transfer import WeightsMismatchError, load_backbone_state, read_weights_file
 
 __all__ = [
     "CBAM",

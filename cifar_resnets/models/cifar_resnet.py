@@ -5,15 +5,25 @@ The net is a 3x3 stem (conv + BN + ReLU), three stages of n basic blocks at 16/3
 ``residual=False`` removes every shortcut, giving the "plain" nets of the paper's degradation study.
 The forward has no data-dependent Python control flow (all branches are fixed at construction), so it
 runs under ``torch.compile`` and CUDA graphs.
+Transfer learning works as for the torchvision nets (``cifar_resnets.models.transfer``): ``weights_path``
+loads the backbone of a state dict or a checkpoint of this suite, ``freeze="backbone"`` trains the head only.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from cifar_resnets.models.attention import CBAM
+from cifar_resnets.models.transfer import (
+    FreezableBackbone,
+    check_freeze,
+    load_backbone_state,
+    read_weights_file,
+)
 
 __all__ = ["BasicBlock", "CifarResNet", "ZeroPadShortcut", "SHORTCUTS", "ATTENTIONS"]
 
@@ -83,7 +93,7 @@ class BasicBlock(nn.Module):
         return self.relu(out)
 
 
-class CifarResNet(nn.Module):
+class CifarResNet(FreezableBackbone):
     """CIFAR ResNet of He et al. 2016, section 4.2: depth = 6n + 2.
 
     Args:
@@ -94,6 +104,9 @@ class CifarResNet(nn.Module):
             "B" = 1x1 conv + BN projection where the shape changes (identity elsewhere).
         attention: None, or "cbam" to add CBAM to each block (after the second BN, before the addition).
         widths: channels of the three stages.
+        weights_path: a state dict or suite ``.ckpt`` of the same architecture; its backbone is loaded
+            (the head ``fc`` keeps its fresh init, so the class count may differ).
+        freeze: "none", or "backbone" to train only ``fc`` (backbone BatchNorms stay in eval mode).
 
     With option A and 10 classes the counts round to the paper's table 6 (0.27M, 0.46M, 0.66M, 0.85M,
     1.7M): 269,722 (20), 464,154 (32), 658,586 (44), 853,018 (56), 1,727,962 (110). Option B adds the
@@ -108,8 +121,11 @@ class CifarResNet(nn.Module):
         shortcut: str = "A",
         attention: str | None = None,
         widths: tuple[int, ...] | list[int] = (16, 32, 64),
+        weights_path: str | Path | None = None,
+        freeze: str | None = "none",
     ) -> None:
         super().__init__()
+        freeze = check_freeze(freeze)
         if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6 != 0:
             raise ValueError(f"depth must be 6n+2 with n >= 1 (e.g. 20, 32, 44, 56, 110), got {depth!r}")
         if shortcut not in SHORTCUTS:
@@ -142,6 +158,15 @@ class CifarResNet(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        if weights_path is not None:
+            load_backbone_state(self, read_weights_file(weights_path), source=str(weights_path))
+        if freeze == "backbone":
+            self.freeze_backbone()
+
+    @property
+    def backbone(self) -> nn.Sequential:
+        """All modules except the head, in forward order (shares the modules, holds no copies)."""
+        return nn.Sequential(self.conv1, self.bn1, self.relu, self.layer1, self.layer2, self.layer3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))

@@ -15,7 +15,6 @@ from scratch.
 
 from __future__ import annotations
 
-import pickle
 import warnings
 from pathlib import Path
 
@@ -23,6 +22,14 @@ import torch
 from torch import nn
 from torchvision.models import ResNet18_Weights, ResNet50_Weights
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+
+from cifar_resnets.models.transfer import (
+    FreezableBackbone,
+    WeightsMismatchError,
+    check_freeze,
+    load_backbone_state,
+    read_weights_file,
+)
 
 __all__ = [
     "TorchvisionResNet",
@@ -35,20 +42,14 @@ __all__ = [
 ]
 
 STEMS = ("cifar", "imagenet")
-FREEZES = ("none", "backbone")
 HEADS = ("linear", "mlp256")
-_HEAD_PREFIX = "fc."
-
-
-class WeightsMismatchError(ValueError):
-    """A weights file or checkpoint does not fit the backbone (names or shapes differ)."""
 
 
 class WeightsDownloadError(RuntimeError):
     """torchvision weights could not be downloaded (offline machine, proxy, ...)."""
 
 
-class TorchvisionResNet(ResNet):
+class TorchvisionResNet(FreezableBackbone, ResNet):
     """torchvision ResNet with a selectable stem, head and backbone freezing.
 
     Attributes:
@@ -94,28 +95,6 @@ class TorchvisionResNet(ResNet):
         return nn.Sequential(
             self.conv1, self.bn1, self.relu, self.maxpool, self.layer1, self.layer2, self.layer3, self.layer4
         )
-
-    def freeze_backbone(self) -> None:
-        """Stop gradients into the backbone; its BatchNorm layers also stay in eval mode (see ``train``)."""
-        for name, p in self.named_parameters():
-            if not name.startswith(_HEAD_PREFIX):
-                p.requires_grad_(False)
-        self.train(self.training)
-
-    def train(self, mode: bool = True) -> TorchvisionResNet:
-        """Switch train/eval, but keep frozen BatchNorm layers in eval mode.
-
-        A BN layer whose affine parameters all have ``requires_grad=False`` would otherwise still update
-        its running stats in train mode. Keeping it in eval makes frozen weights and statistics stay
-        bit-identical, and follows Lightning's ``BackboneFinetuning`` once it unfreezes layers.
-        """
-        super().train(mode)
-        if mode:
-            for m in self.modules():
-                frozen_bn = isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine
-                if frozen_bn and not any(p.requires_grad for p in m.parameters()):
-                    m.eval()
-        return self
 
 
 def resnet18(
@@ -170,15 +149,14 @@ def _build(
     block, layers, weights_enum, num_classes, stem, weights, weights_path, freeze, head, head_dropout
 ) -> TorchvisionResNet:
     """Shared body of the builders: validate choices, build, load weights, freeze."""
-    freeze = "none" if freeze is None else freeze
-    _check_choice("freeze", freeze, FREEZES)
+    freeze = check_freeze(freeze)
     if weights is not None and weights_path is not None:
         raise ValueError("give either weights (a torchvision name) or weights_path (a local file), not both")
     net = TorchvisionResNet(block, layers, num_classes, stem=stem, head=head, head_dropout=head_dropout)
     if weights is not None:
-        load_backbone_state(net, _download(weights_enum, weights), source=f"torchvision {weights}")
+        _load_backbone(net, _download(weights_enum, weights), source=f"torchvision {weights}")
     elif weights_path is not None:
-        load_backbone_state(net, read_weights_file(weights_path), source=str(weights_path))
+        _load_backbone(net, read_weights_file(weights_path), source=str(weights_path))
     if freeze == "backbone":
         net.freeze_backbone()
     return net
@@ -212,62 +190,15 @@ def _download(weights_enum, name: str) -> dict[str, torch.Tensor]:
         ) from err
 
 
-def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a state dict or a Lightning checkpoint of this suite as a plain ``{key: tensor}`` dict.
-
-    Lightning checkpoints keep the net under ``state_dict`` with keys ``net.<key>``; that prefix and the
-    ``_orig_mod.`` prefix of ``torch.compile`` wrappers are stripped, other entries (loss buffers,
-    EMA bookkeeping) are dropped.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} does not exist; check weights_path")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        raise WeightsMismatchError(
-            f"cannot read {path} as tensors-only weights ({type(err).__name__}: {str(err).splitlines()[0]}); "
-            "pass a state dict or a checkpoint saved with plain-container hyperparameters"
-        ) from err
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise WeightsMismatchError(f"{path} holds no state dict of tensors; pass a state dict or a .ckpt")
-    if any(k.startswith("net.") for k in obj):
-        obj = {k[len("net.") :]: v for k, v in obj.items() if k.startswith("net.")}
-    return {k.replace("_orig_mod.", ""): v for k, v in obj.items()}
-
-
-def load_backbone_state(
-    net: TorchvisionResNet, state: dict[str, torch.Tensor], source: str = "weights"
-) -> None:
-    """Copy every backbone tensor of ``state`` into ``net`` (in place); the head ``fc.*`` is skipped.
-
-    Raises WeightsMismatchError naming the layers whose name or shape does not fit.
-    """
-    own = {k: v for k, v in net.state_dict().items() if not k.startswith(_HEAD_PREFIX)}
-    theirs = {k: v for k, v in state.items() if not k.startswith(_HEAD_PREFIX)}
-    if net.stem == "cifar" and "conv1.weight" in theirs and theirs["conv1.weight"].shape[-1] == 7:
+def _load_backbone(net: TorchvisionResNet, state: dict[str, torch.Tensor], source: str) -> None:
+    """``load_backbone_state``, except that a 7x7 ImageNet stem conv is left out of a 3x3 CIFAR stem."""
+    skip = []
+    conv1 = state.get("conv1.weight")
+    if net.stem == "cifar" and conv1 is not None and conv1.shape[-1] == 7:
         warnings.warn(
             f"{source}: the 7x7 ImageNet stem conv does not fit the 3x3 CIFAR stem; conv1 keeps its "
             "random init (use stem=imagenet to load it)",
             stacklevel=3,
         )
-        own.pop("conv1.weight")
-        theirs.pop("conv1.weight")
-    problems = [f"{k} (missing)" for k in own if k not in theirs]
-    problems += [f"{k} (unexpected)" for k in theirs if k not in own]
-    problems += [
-        f"{k} (shape {tuple(theirs[k].shape)} != {tuple(v.shape)})"
-        for k, v in own.items()
-        if k in theirs and theirs[k].shape != v.shape
-    ]
-    if problems:
-        shown = "; ".join(problems[:5])
-        raise WeightsMismatchError(
-            f"{source} does not fit this backbone: {len(problems)} mismatched layers, e.g. {shown}; "
-            "check the model name, stem and that the file comes from the same architecture"
-        )
-    with torch.no_grad():
-        for k, v in own.items():
-            v.copy_(theirs[k])  # in place: parameter storage (and CUDA-graph addresses) stays put
+        skip.append("conv1.weight")
+    load_backbone_state(net, state, source=source, skip=skip)
