@@ -31,8 +31,9 @@ from cifar_resnets.reliability import EXIT_INTERRUPTED, DivergenceGuard, Trainin
 from cifar_resnets.train import train
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-# 256 images / batch 64 = 4 steps per epoch, 12 in all; last.ckpt also every 3 steps (mid-epoch).
+# 256 images / batch 64 = 4 steps per epoch, 12 in all; last.ckpt also every 3 steps (mid-epoch), EMA on.
 EXACT = {
+    "callbacks": "ema",  # the EMA weights and their count must resume too
     "trainer.deterministic": True,
     "data.loader": "gpu",
     "trainer.max_epochs": 3,
