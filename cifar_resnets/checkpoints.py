@@ -59,7 +59,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path} holds objects other than tensors and plain values (refused, nothing in it was run): "
             f"{str(err).splitlines()[0][:200]}"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError) as err:
         raise CheckpointError(
             f"{path} is not a readable checkpoint ({err}); it may be truncated or corrupt"
         ) from None
@@ -77,6 +77,31 @@ def _num_classes(state_dict: dict[str, torch.Tensor], hparams: dict[str, Any]) -
     return int(head[-1].shape[0])
 
 
+# A checkpoint's config is data from whoever wrote the file: Hydra would import and call any
+# ``_target_`` in it, so only the suite's own model builders may be named, and only at the top.
+TRUSTED_MODEL_PREFIX = "cifar_resnets.models."
+
+
+def _check_model_config(path: Path, model_cfg: Any) -> None:
+    if not isinstance(model_cfg, dict) or not str(model_cfg.get("_target_", "")).startswith(
+        TRUSTED_MODEL_PREFIX
+    ):
+        target = model_cfg.get("_target_") if isinstance(model_cfg, dict) else model_cfg
+        raise CheckpointError(
+            f"{path}: its model config names {target!r}, not a model of this suite; refused"
+        )
+
+    def nested_targets(node: Any) -> bool:
+        if isinstance(node, dict):
+            return any(k in ("_target_", "_partial_", "_args_") or nested_targets(v) for k, v in node.items())
+        return isinstance(node, list) and any(nested_targets(v) for v in node)
+
+    if any(nested_targets(v) for k, v in model_cfg.items() if k != "_target_"):
+        raise CheckpointError(
+            f"{path}: its model config holds nested objects to build; refused (nothing was run)"
+        )
+
+
 def load_model(path: str | Path) -> LoadedModel:
     """Rebuild the checkpoint's net (EMA weights when the run used EMA) in eval mode on the CPU."""
     path = Path(path)
@@ -91,6 +116,7 @@ def load_model(path: str | Path) -> LoadedModel:
         if k.startswith("net.")
     }
     num_classes = _num_classes(state, hparams)
+    _check_model_config(path, config["model"])
     try:
         net = build_net(config["model"], num_classes)
     except Exception as err:  # an unknown _target_ or argument: a checkpoint from another version/model

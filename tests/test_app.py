@@ -300,19 +300,16 @@ def test_bad_checkpoint_gives_one_message_and_runs_no_code(
     assert f"top-1: **{CIFAR10_CLASSES[known_class]}**" in markdown_text(app)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="checkpoints.load_model instantiates every _target_ of the checkpoint's stored model config; "
-    "it needs an allow-list of model targets",
-)
-def test_checkpoint_config_cannot_run_code(checkpoint: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["nested", "top"])
+def test_checkpoint_config_cannot_run_code(checkpoint: Path, tmp_path: Path, where: str) -> None:
     stored = torch.load(checkpoint, map_location="cpu", weights_only=True)
     marker = tmp_path / "marker"
     path_of = {"_target_": "pathlib.Path", "_args_": [str(marker)]}
-    stored["hyper_parameters"]["config"]["model"]["depth"] = {
-        "_target_": "pathlib.Path.touch",
-        "_args_": [path_of],
-    }
+    touch = {"_target_": "pathlib.Path.touch", "_args_": [path_of]}
+    if where == "nested":
+        stored["hyper_parameters"]["config"]["model"]["depth"] = touch
+    else:
+        stored["hyper_parameters"]["config"]["model"] = touch
     torch.save(stored, tmp_path / "config_code.ckpt")
     with pytest.raises(CheckpointError):
         load_model(tmp_path / "config_code.ckpt")

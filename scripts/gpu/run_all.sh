@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# One device session for every GPU check, in order of importance, inside TOTAL_S seconds:
+#   1. scripts/gpu/bench.sh         images/s (seed-style / cifar-train / fast path) and the 30-epoch
+#                                   one-cycle ResNet-20 accuracy with and without CUDA graphs
+#   2. scripts/gpu/architectures.sh attention ResNet and ResNet-18 images/s and short-run accuracy
+#   3. scripts/gpu/table_row.sh     He et al. ResNet-20 row (ROW_STEPS) and 4 concurrent jobs vs one
+# Expects, in the ignored folder .gpu/: whl/*.whl (hydra-core, omegaconf, ...), cifar10-jpeg.tar.gz and
+# cifar10_from_jpeg.py. Everything lands in /tmp/gpu_out and is packed into $OUT/results.tgz after
+# each part, so a run cut short still returns what it finished.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+: "${OUT:?set OUT}"
+export PYTHONUNBUFFERED=1
+t0=$(date +%s)
+total=${TOTAL_S:-300}
+results=/tmp/gpu_out
+mkdir -p "$results"
+left() { echo $(( total - ($(date +%s) - t0) )); }
+pack() {  # results without checkpoints and data (files coming back are capped at 16 MiB)
+  tar czf "$OUT/results.tmp.tgz" --exclude='*.ckpt' --exclude='cifar-*-batches-py' --exclude='synthetic' \
+    -C "$results" . && mv "$OUT/results.tmp.tgz" "$OUT/results.tgz"
+  cp "$results"/*.md "$OUT"/ 2>/dev/null || true
+}
+(while sleep 15; do pack; done) &  # a run cut short still returns what it measured
+packer=$!
+trap 'kill $packer 2>/dev/null; pack' EXIT
+
+if [[ "${GPU_CHECK_TINY:-0}" != 1 ]]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:$PWD
+  python3 .gpu/cifar10_from_jpeg.py /tmp/cifar --archive .gpu/cifar10-jpeg.tar.gz > /dev/null || exit 1
+  export CIFAR_DATA=/tmp/cifar
+  nvidia-smi > "$results/nvidia-smi.txt" 2>&1
+fi
+python3 -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__,
+  torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')" | tee "$results/versions.md"
+echo "setup done at $(( $(date +%s) - t0 )) s" | tee -a "$results/versions.md"
+
+OUT="$results" BUDGET_S=$(( $(left) - 70 )) STEP_TIMEOUT=120 bash scripts/gpu/bench.sh
+echo "bench done at $(( $(date +%s) - t0 )) s" | tee -a "$results/versions.md"; pack
+
+if (( $(left) > 45 )); then
+  OUT="$results" RUN_TIMEOUT=$(( ($(left) - 10) / 2 )) ARCH_EPOCHS=1 ARCH_NUM_TRAIN=20000 bash scripts/gpu/architectures.sh
+  echo "architectures done at $(( $(date +%s) - t0 )) s" | tee -a "$results/versions.md"; pack
+fi
+if (( $(left) > 60 )); then
+  [[ "${GPU_CHECK_TINY:-0}" == 1 ]] || export ROW_STEPS=${ROW_STEPS:-2000} ROW_COMPILE=0 CONC_STEPS=${CONC_STEPS:-300}
+  OUT="$results" timeout $(( $(left) - 5 )) bash scripts/gpu/table_row.sh
+  echo "table_row done at $(( $(date +%s) - t0 )) s" | tee -a "$results/versions.md"; pack
+fi
+pack
