@@ -150,7 +150,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         train_seconds=round(throughput.train_seconds, 2) if throughput else round(fit_seconds, 2),
         train_images_per_second=round(throughput.images_per_second, 1) if throughput else None,
         precision=str(trainer.precision),
-        device=str(module.device),
+        device=str(trainer.strategy.root_device),
     )
     if trainer.is_global_zero:
         write_json(output_dir / "metrics.json", metrics)
