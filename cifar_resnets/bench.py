@@ -416,7 +416,7 @@ def time_to_accuracy(
     workdir: Path,
 ) -> list[dict[str, Any]]:
     """The one-cycle recipe (conf/experiment/onecycle_resnet20.yaml) through cifar-train's train()."""
-    from cifar_resnets.train import train
+    from cifar_resnets.training import train
 
     rows = []
     for path in paths:

@@ -12,14 +12,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from cifar_resnets.data.cifar_files import CIFAR_SPECS, IMAGE_BYTES
-from cifar_resnets.schedules import ScheduleConfigError, milestone_steps
+from cifar_resnets.milestones import ScheduleConfigError, milestone_steps
 
 # Training-set sizes of the datasets whose size is known without reading them.
 KNOWN_TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000}
@@ -143,20 +142,24 @@ def _check_schedule(cfg: DictConfig, steps_per_epoch: int | None) -> None:
 
 
 def _check_trainer(cfg: DictConfig) -> None:
+    clip = _get(cfg, "trainer.gradient_clip_val")
+    if clip is not None and clip <= 0:
+        raise ConfigError(f"trainer.gradient_clip_val={clip} must be positive (or null for no clipping)")
     accelerator = str(_get(cfg, "trainer.accelerator", "auto"))
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+    if accelerator not in ("gpu", "cuda"):
+        return
+    import torch  # only here: importing it takes seconds, and CPU/auto runs need no GPU count
+
+    if not torch.cuda.is_available():
         raise ConfigError(
             f"trainer.accelerator={accelerator} but no CUDA GPU is visible; use trainer.accelerator=cpu"
         )
     devices = _get(cfg, "trainer.devices")
-    if accelerator in ("gpu", "cuda") and isinstance(devices, int) and devices > torch.cuda.device_count():
+    if isinstance(devices, int) and devices > torch.cuda.device_count():
         raise ConfigError(
             f"trainer.devices={devices} but only {torch.cuda.device_count()} CUDA GPUs are visible; "
             "lower trainer.devices"
         )
-    clip = _get(cfg, "trainer.gradient_clip_val")
-    if clip is not None and clip <= 0:
-        raise ConfigError(f"trainer.gradient_clip_val={clip} must be positive (or null for no clipping)")
 
 
 def _check_output(cfg: DictConfig, key: str = "hydra.run.dir") -> None:

@@ -299,7 +299,7 @@ def run_job_in_process(job: Job, overrides: list[str]) -> tuple[int, str]:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    from cifar_resnets.train import train
+    from cifar_resnets.training import train
 
     try:
         cfg = compose_row([*overrides, f"seed={job.seed}", f"run_name={job.row.name}"])

@@ -24,10 +24,7 @@ from torch.optim.lr_scheduler import (
     SequentialLR,
 )
 
-
-class ScheduleConfigError(ValueError):
-    """A schedule setting that cannot work with the run's length."""
-
+from cifar_resnets.milestones import ScheduleConfigError, milestone_steps
 
 WARMUP_MODES = ("linear", "constant")
 
@@ -70,31 +67,6 @@ def multistep(
     # The decay schedule counts from the end of the warm-up: shift so milestones stay global steps.
     main = MultiStepLR(optimizer, milestones=[max(s - max(warmup_steps, 0), 1) for s in steps], gamma=gamma)
     return _with_warmup(optimizer, main, warmup_steps, warmup_mode)
-
-
-def milestone_steps(
-    milestones: Sequence[float], unit: str, *, total_steps: int, steps_per_epoch: int
-) -> list[int]:
-    """Milestones as optimizer-step indices; refuses ones that never happen or are out of order."""
-    per_unit = {"step": 1, "epoch": steps_per_epoch, "fraction": total_steps}
-    if unit not in per_unit:
-        raise ScheduleConfigError(f"schedule.unit must be one of {sorted(per_unit)}, got {unit!r}")
-    if unit == "fraction" and not all(0 < m < 1 for m in milestones):
-        raise ScheduleConfigError(
-            f"schedule.milestones {list(milestones)} are fractions of the run: use values in (0, 1)"
-        )
-    steps = [round(m * per_unit[unit]) for m in milestones]
-    if list(milestones) != sorted(milestones) or any(m <= 0 for m in milestones):
-        raise ScheduleConfigError(
-            f"schedule.milestones must be positive and increasing, got {list(milestones)}"
-        )
-    late = [m for m, s in zip(milestones, steps) if s >= total_steps]
-    if late and unit != "fraction":  # a fraction is inside the run by definition, however short it is
-        raise ScheduleConfigError(
-            f"schedule.milestones {late} ({unit}) fall at or after the end of the run ({total_steps} steps = "
-            f"{total_steps / steps_per_epoch:g} epochs); lower them or train longer"
-        )
-    return steps
 
 
 def cosine(

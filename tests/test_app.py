@@ -28,7 +28,7 @@ from cifar_resnets.checkpoints import CheckpointError, load_model
 from cifar_resnets.data.synthetic import CIFAR10_CLASSES, _prototypes
 from cifar_resnets.images import ImageDecodeError, Preprocess, decode_image
 from cifar_resnets.runs import find_checkpoints, find_runs, group_sweeps, read_scalars
-from cifar_resnets.train import train
+from cifar_resnets.training import train
 
 APP = REPO / "cifar_resnets" / "app.py"
 RUN_NAME = "03-04-05_resnet8_cifar10"

@@ -11,7 +11,7 @@ from train_helpers import compose_train, tiny_overrides
 
 from cifar_resnets.build import build_callbacks, build_datamodule, build_module, build_trainer
 from cifar_resnets.data.synthetic import write_synthetic_imagenet
-from cifar_resnets.train import train
+from cifar_resnets.training import train
 
 # One training step on 16 images, one small validation and test batch.
 ONE_STEP = {
@@ -141,7 +141,8 @@ def test_finetune_callback_unfreezes_the_backbone_at_its_epoch(
 
 def test_finetune_callback_refuses_a_net_without_backbone(synthetic_cifar10: Path, tmp_path: Path) -> None:
     cfg = compose_train(
-        tiny_overrides(synthetic_cifar10, **ONE_STEP, callbacks="finetune"), output_dir=tmp_path
+        tiny_overrides(synthetic_cifar10, **ONE_STEP, callbacks="finetune", model="attention_resnet"),
+        output_dir=tmp_path,
     )
     with pytest.raises(Exception, match="backbone"):
         train(cfg)

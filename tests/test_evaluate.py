@@ -17,7 +17,7 @@ from train_helpers import compose_train, read_metrics, run_cli, tiny_overrides
 from cifar_resnets.checkpoints import CheckpointError
 from cifar_resnets.evaluate import evaluate, keyvalue_to_options, main
 from cifar_resnets.inference import classification_report, fit_to_model, tta_views
-from cifar_resnets.train import train
+from cifar_resnets.training import train
 
 _RUNS: dict[str, Path] = {}
 

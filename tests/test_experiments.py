@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from train_helpers import CONF_DIR, compose_train, tiny_overrides
 
-from cifar_resnets.train import train
+from cifar_resnets.training import train
 
 EXPERIMENTS = sorted(
     p.relative_to(CONF_DIR / "experiment").with_suffix("").as_posix()

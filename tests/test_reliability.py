@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,7 +30,7 @@ from cifar_resnets.checkpoint_io import (
 )
 from cifar_resnets.checkpoints import CheckpointError, load_model, read_checkpoint
 from cifar_resnets.reliability import EXIT_INTERRUPTED, DivergenceGuard, TrainingDiverged
-from cifar_resnets.train import train
+from cifar_resnets.training import train
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 # 256 images / batch 64 = 4 steps per epoch, 12 in all; last.ckpt also every 3 steps (mid-epoch), EMA on.
@@ -74,15 +76,20 @@ def uninterrupted(synthetic_cifar10: Path, tmp_path_factory) -> Path:
 def test_kill_during_a_checkpoint_write_keeps_the_previous_file(tmp_path: Path) -> None:
     target = tmp_path / "last.ckpt"
     atomic_torch_save({"state_dict": {"w": torch.zeros(3)}, "global_step": 1}, target)
-    pid = os.fork()
-    if pid == 0:  # child: dies by SIGKILL halfway through writing the new version
-        try:
-            os.environ[KILL_DURING_SAVE_ENV] = "1"
-            atomic_torch_save({"state_dict": {"w": torch.ones(1 << 16)}, "global_step": 2}, target, _count=1)
-        finally:
-            os._exit(0)  # not reached when the hook works
-    _, status = os.waitpid(pid, 0)
-    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    # A fresh interpreter, not os.fork(): a forked copy of this process can deadlock in torch's thread pool.
+    child = (
+        "import sys, torch\n"
+        "from cifar_resnets.checkpoint_io import atomic_torch_save\n"
+        "new = {'state_dict': {'w': torch.ones(1 << 16)}, 'global_step': 2}\n"
+        "atomic_torch_save(new, sys.argv[1], _count=1)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", child, str(target)],
+        env={**os.environ, KILL_DURING_SAVE_ENV: "1"},
+        capture_output=True,
+        timeout=120,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr  # killed halfway through writing the new version
     assert read_checkpoint(target)["global_step"] == 1  # the old file, whole
     partials = list(tmp_path.glob(f"{TEMP_PREFIX}*"))
     assert len(partials) == 1  # the half-written new version never replaced it

@@ -9,7 +9,7 @@ import pytest
 import torch
 from train_helpers import CONF_DIR, compose_train, read_metrics, run_cli, tiny_overrides
 
-from cifar_resnets.train import train
+from cifar_resnets.training import train
 
 GROUPS = ["data", "model", "optim", "schedule", "augment", "trainer", "callbacks", "logger"]
 

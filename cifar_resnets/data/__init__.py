@@ -1,7 +1,5 @@
-"""Datamodules and data utilities (CIFAR-10/100 pickles, GPU-resident batches, ImageNet subsets)."""
+"""Datamodules and data utilities (CIFAR-10/100 pickles, GPU-resident batches, ImageNet subsets).
 
-from cifar_resnets.data.cifar import CIFARDataModule
-from cifar_resnets.data.cifar_files import CIFARFileError, load_cifar, load_cifar_pickle
-from cifar_resnets.data.gpu_loader import GPUBatchLoader
-
-__all__ = ["CIFARDataModule", "CIFARFileError", "GPUBatchLoader", "load_cifar", "load_cifar_pickle"]
+Import from the submodules (``cifar_resnets.data.cifar`` ...): this package imports nothing itself,
+so light tools (the config checks) can read the file specs without loading torch and Lightning.
+"""
