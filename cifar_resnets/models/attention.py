@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cifar_resnets.models.init import he_init
+
 __all__ = ["AttentionResNet", "AttentionResidualBlock", "CBAM", "ChannelAttention", "SpatialAttention"]
 
 
@@ -160,7 +162,7 @@ class AttentionResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(channels, num_classes)
-        _init_weights(self)
+        he_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))
@@ -168,13 +170,3 @@ class AttentionResNet(nn.Module):
         x = self.relu(self.extra_bn(self.extra_conv(x)))
         x = torch.flatten(self.avgpool(x), 1)
         return self.fc(self.dropout(x))
-
-
-def _init_weights(net: nn.Module) -> None:
-    """He (fan_out, relu) init for convs and unit/zero BN affine, the He et al. 2016 recipe."""
-    for m in net.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)

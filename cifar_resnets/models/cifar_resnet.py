@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cifar_resnets.models.attention import CBAM
+from cifar_resnets.models.init import he_init
 from cifar_resnets.models.transfer import (
     FreezableBackbone,
     check_freeze,
@@ -152,12 +153,7 @@ class CifarResNet(FreezableBackbone):
         self.layer1, self.layer2, self.layer3 = stages
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(channels, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        he_init(self)
         if weights_path is not None:
             load_backbone_state(self, read_weights_file(weights_path), source=str(weights_path))
         if freeze == "backbone":
