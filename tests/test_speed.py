@@ -10,6 +10,7 @@ import functools
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,10 +100,16 @@ def test_compiled_net_trains_like_the_eager_one(synthetic_cifar10, tmp_path, aot
 
 @pytest.mark.slow
 def test_inductor_compiled_net_trains_like_the_eager_one(synthetic_cifar10, tmp_path):
-    """The real inductor backend on the CPU (minutes of compilation on a small machine)."""
+    """The real inductor backend on the CPU (minutes of compilation on a small machine).
+
+    Inductor fuses and reorders float sums, and 3 SGD steps at lr 0.1 carry that into the weights: the
+    largest difference measured was 1.2e-4 (first conv, weights up to 0.38; running variances up to 6e-4
+    off values near 1), hence the tolerance. A wrong graph (a missed BN update, a stale weight) is off by
+    orders of magnitude more.
+    """
     eager, _ = _fit(_tiny(synthetic_cifar10, tmp_path / "eager"))
     compiled, _ = _fit(_tiny(synthetic_cifar10, tmp_path / "compiled", **{"model.compile": True}))
-    _assert_same_state(eager, compiled, atol=1e-4, rtol=1e-3)
+    _assert_same_state(eager, compiled, atol=3e-4, rtol=1e-3)
 
 
 def test_padded_eval_batches_give_the_same_logits(synthetic_cifar10, tmp_path):
@@ -124,7 +131,9 @@ def test_compile_mode_falls_back_where_graphs_cannot_run(monkeypatch, tmp_path):
         monkeypatch.setattr(build, "_uses_cuda", lambda accelerator: uses_cuda)
         return compile_mode(compose_train(tiny_overrides(tmp_path, **extra)))
 
-    assert mode(False) is None and mode(True) is None  # off by default
+    # Default: CUDA graphs on one GPU, eager on the CPU (the 30-epoch H100 check agreed in accuracy).
+    assert mode(False) is None and mode(True) == "reduce-overhead"
+    assert mode(True, **{"model.compile": False}) is None
     assert mode(False, **{"model.compile": "auto"}) is None
     assert mode(True, **{"model.compile": "auto"}) == "reduce-overhead"
     assert mode(False, **{"model.compile": True}) == "default"
@@ -267,7 +276,14 @@ def test_cifar_bench_refuses_a_missing_data_root(tmp_path):
 
 @pytest.mark.slow
 def test_gpu_bench_script_runs_tiny_on_cpu(tmp_path, synthetic_cifar10):
-    env = {**os.environ, "OUT": str(tmp_path), "GPU_CHECK_TINY": "1", "PYTHONPATH": str(REPO)}
+    # PYTHON: the interpreter running the tests (bash's python3 may be one without the suite's packages).
+    env = {
+        **os.environ,
+        "OUT": str(tmp_path),
+        "GPU_CHECK_TINY": "1",
+        "PYTHONPATH": str(REPO),
+        "PYTHON": sys.executable,
+    }
     env.pop("CIFAR_DATA", None)
     env["BENCH_DATA"] = str(synthetic_cifar10)
     proc = subprocess.run(
@@ -288,6 +304,6 @@ def test_gpu_bench_script_runs_tiny_on_cpu(tmp_path, synthetic_cifar10):
 
 def test_config_keys_exist_for_the_fast_path():
     cfg = compose_train([])
-    assert cfg.model.compile is False and cfg.model.compile_mode == "auto"
+    assert cfg.model.compile == "auto" and cfg.model.compile_mode == "auto"
     assert cfg.callbacks.get("ema") is None
     assert compose_train(["callbacks=ema"]).callbacks.ema._target_ == "cifar_resnets.ema.FastEMA"
