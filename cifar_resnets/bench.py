@@ -5,10 +5,13 @@ Paths, all on the same data and the same net (built from ``conf/model``):
 - ``seed``:  the seed projects' loop: a torchvision-style Dataset with PIL transforms (RandomCrop 4,
   flip, ToTensor, Normalize) in DataLoader workers, fp32, plain SGD loop.
 - ``suite``: ``cifar-train`` as users run it: the real config, datamodule, module and Trainer from
-  ``build.py`` (``loader``/``precision``/``compile`` left at their defaults, TensorBoard logging
-  into a temporary folder); no checkpoint files or progress bar (disk and terminal, not training).
-- ``fast``:  the fastest the suite offers, inside the Trainer: GPU-resident loader, bf16 on CUDA,
-  ``model.compile=auto`` (CUDA graphs on one GPU; eager on the CPU unless ``--compile on``).
+  ``build.py`` (``loader``/``precision``/``compile``/``cuda_graph`` left at their defaults, TensorBoard
+  logging into a temporary folder); no checkpoint files or progress bar (disk and terminal, not training).
+  On one CUDA GPU that is the fast path below.
+- ``fast``:  the fastest the suite offers, inside the Trainer: GPU-resident loader, bf16 on CUDA, each
+  training step replayed as one CUDA graph (``module.cuda_graph``) around inductor kernels
+  (``model.compile=auto``); on the CPU the GPU-resident loader on CPU tensors, eager.
+- ``eager``: the ``fast`` settings without CUDA graphs or compilation: what the graphs buy.
 - ``raw``:   the ``fast`` settings in the suite's own plain loop (no Lightning), to show Lightning's share.
 
 Warm-up steps (compilation, graph recording, worker start) are excluded; the clock is read after a
@@ -16,8 +19,8 @@ device sync at both ends. Without ``--data-root`` the data are synthetic (said i
 
 Examples::
 
-    cifar-bench --model resnet20 resnet56 --batch-size 128 512 --paths seed,suite,fast --data-root data
-    cifar-bench --model resnet20 --data-root data --time-to-accuracy --epochs 30 --paths fast,suite
+    cifar-bench --model resnet20 resnet56 --batch-size 128 512 --paths seed,suite,eager,raw --data-root data
+    cifar-bench --model resnet20 --data-root data --time-to-accuracy --epochs 30 --paths fast,eager
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-PATHS = ("seed", "suite", "fast", "raw")
+PATHS = ("seed", "suite", "fast", "eager", "raw")
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 # He et al. 2016 Table 6: ResNet-20/32/44/56/110 and plain-20/32/44/56, 64k iterations at batch 128.
 TABLE6_DEPTHS = (20, 32, 44, 56, 110, 20, 32, 44, 56)
@@ -108,7 +111,9 @@ def compose(overrides: list[str], output_dir: Path) -> Any:
 def _path_overrides(path: str, compile_flag: str) -> list[str]:
     if path in ("fast", "raw"):
         flag = {"auto": "auto", "on": "true", "off": "false"}[compile_flag]
-        return ["data.loader=gpu", f"model.compile={flag}"]
+        return ["data.loader=gpu", f"model.compile={flag}", "module.cuda_graph=auto"]
+    if path == "eager":
+        return ["data.loader=gpu", "model.compile=false", "module.cuda_graph=false"]
     return []
 
 
@@ -247,8 +252,8 @@ def trainer_path(
     compile_flag: str,
     workdir: Path,
 ) -> Result:
-    """``suite`` or ``fast``: the real Trainer, datamodule and module built by ``build.py``."""
-    from cifar_resnets.build import build_datamodule, build_module, build_trainer, compile_mode
+    """``suite``, ``fast`` or ``eager``: the real Trainer, datamodule and module built by ``build.py``."""
+    from cifar_resnets.build import build_datamodule, build_module, build_trainer
 
     overrides = _bench_overrides(root, model, batch_size, warmup + steps) + _path_overrides(
         path, compile_flag
@@ -266,27 +271,35 @@ def trainer_path(
     if timer.start is None or timer.end is None or timer.steps <= 0:
         raise BenchError(f"{path}: the run ended before the {warmup} warm-up steps were over")
     seconds = timer.end - timer.start
-    notes = f"loader={'gpu' if datamodule.use_gpu_loader else 'cpu'} compile={compile_mode(cfg) or 'off'}"
+    notes = _notes(cfg, "gpu" if datamodule.use_gpu_loader else "cpu", module.step_graph)
     return Result(
         model, batch_size, path, timer.steps * batch_size / seconds, timer.steps, seconds, _peak_mib(),
         str(trainer.precision), notes,
     )  # fmt: skip
 
 
+def _notes(cfg: Any, loader: str, step_graph: Any) -> str:
+    from cifar_resnets.build import compile_mode
+
+    graph = "off"
+    if step_graph is not None:
+        graph = f"step ({step_graph.disabled_reason})" if step_graph.disabled_reason else "step"
+    elif compile_mode(cfg) in ("reduce-overhead", "max-autotune"):
+        graph = "net (torch.compile)"
+    return f"loader={loader} compile={compile_mode(cfg) or 'off'} cuda_graph={graph}"
+
+
 def raw_path(
     root: Path, model: str, batch_size: int, steps: int, warmup: int, compile_flag: str, workdir: Path
 ) -> Result:
-    """The ``fast`` settings (same net, loader, optimizer, schedule, precision, compile) without Lightning."""
-    from cifar_resnets.build import (
-        CUDA_GRAPH_MODES,
-        build_datamodule,
-        build_net,
-        build_optimizer_factory,
-        compile_mode,
-        resolve_precision,
-    )
+    """The ``fast`` settings (same module, loader, optimizer, schedule, precision, compile and recorded
+    step) in a plain loop without Lightning."""
+    from hydra.utils import instantiate
+
+    from cifar_resnets.build import build_datamodule, build_module, resolve_precision, uses_step_graph
     from cifar_resnets.data.gpu_loader import GPUBatchLoader
-    from cifar_resnets.module import parameter_groups
+    from cifar_resnets.module import AUTOCAST_DTYPES, parameter_groups
+    from cifar_resnets.step_graph import CapturedTrainStep
 
     overrides = _bench_overrides(root, model, batch_size, warmup + steps) + _path_overrides(
         "raw", compile_flag
@@ -301,18 +314,16 @@ def raw_path(
         images, labels, batch_size, train=True, mean=dm.mean, std=dm.std, seed=cfg.seed,
         augment=dm.augment, device=device, num_classes=dm.num_classes,
     )  # fmt: skip
-    net = build_net(cfg.model, dm.num_classes).to(device)
-    if device.type == "cuda" and cfg.model.get("channels_last", False):
-        net = net.to(memory_format=torch.channels_last)
-    mode = compile_mode(cfg)
-    if mode is not None:
-        net.compile(mode=mode, dynamic=False if mode in CUDA_GRAPH_MODES else None)
-    opt = build_optimizer_factory(cfg)(parameter_groups(net, cfg.module.weight_decay_bn_bias))
-    from hydra.utils import instantiate
-
-    sched = instantiate(cfg.schedule)(opt, total_steps=warmup + steps, steps_per_epoch=len(loader))
+    module = build_module(cfg, dm.num_classes).to(device).train()
     precision = str(resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator))
-    bf16 = precision == "bf16-mixed"
+    module._autocast_dtype = AUTOCAST_DTYPES.get(precision)
+    opt = module.optimizer_factory(parameter_groups(module.net, cfg.module.weight_decay_bn_bias))
+    sched = instantiate(cfg.schedule)(opt, total_steps=warmup + steps, steps_per_epoch=len(loader))
+    runner = (
+        CapturedTrainStep(module.train_forward_backward, module.net.parameters)
+        if uses_step_graph(cfg)
+        else None
+    )
     _reset_peak()
     k, t0 = 0, 0.0
     while k < warmup + steps:
@@ -321,13 +332,12 @@ def raw_path(
             if k == warmup:
                 _sync()
                 t0 = time.perf_counter()
-            if mode in CUDA_GRAPH_MODES:
-                torch.compiler.cudagraph_mark_step_begin()
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logits = net(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.module.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if runner is not None:
+                runner(x, y)
+            else:
+                module.mark_step_begin()
+                opt.zero_grad(set_to_none=True)
+                module.train_forward_backward(x, y)
             opt.step()
             sched.step()
             k += 1
@@ -337,7 +347,7 @@ def raw_path(
     seconds = time.perf_counter() - t0
     return Result(
         model, batch_size, "raw", steps * batch_size / seconds, steps, seconds, _peak_mib(), precision,
-        f"loader=gpu compile={mode or 'off'} (no Lightning)",
+        _notes(cfg, "gpu", runner) + " (no Lightning)",
     )  # fmt: skip
 
 
@@ -415,12 +425,13 @@ def time_to_accuracy(
     extra: list[str],
     workdir: Path,
 ) -> list[dict[str, Any]]:
-    """The one-cycle recipe (conf/experiment/onecycle_resnet20.yaml) through cifar-train's train()."""
+    """The one-cycle recipe (conf/experiment/onecycle_resnet20.yaml) through cifar-train's train(), for
+    each of the Trainer paths asked for (``fast`` against ``eager`` shows what CUDA graphs change)."""
     from cifar_resnets.training import train
 
     rows = []
     for path in paths:
-        if path not in ("suite", "fast"):
+        if path not in ("suite", "fast", "eager"):
             continue
         overrides = [
             "experiment=onecycle_resnet20",
@@ -474,7 +485,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--time-to-accuracy",
         action="store_true",
-        help="instead of images/s: train the one-cycle recipe with each of the suite/fast paths and test it",
+        help="instead of images/s: train the one-cycle recipe on each suite/fast/eager path, then test",
     )
     p.add_argument("--epochs", type=int, default=30, help="epochs of --time-to-accuracy")
     p.add_argument(

@@ -7,6 +7,7 @@ config rebuilds exactly the net that wrote it.
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any
 
 import lightning as L
@@ -18,6 +19,9 @@ from torch import nn
 
 from cifar_resnets.checkpoint_io import AtomicCheckpointIO
 from cifar_resnets.module import ClassifierModule
+from cifar_resnets.step_graph import CapturedTrainStep
+
+log = logging.getLogger(__name__)
 
 # Keys of a model config that steer training, not the net's constructor.
 TRAINING_MODEL_KEYS = ("name", "compile", "compile_mode", "channels_last")
@@ -58,13 +62,44 @@ def _multi_device(trainer_cfg: DictConfig) -> bool:
     return "ddp" in strategy or str(devices) not in ("1", "[0]") or int(trainer_cfg.get("num_nodes", 1)) > 1
 
 
+def step_graph_blocker(cfg: DictConfig) -> str | None:
+    """Why this run cannot record its training step as a CUDA graph, or None if it can."""
+    if not _uses_cuda(cfg.trainer.accelerator):
+        return "CUDA graphs need a CUDA GPU"
+    if _multi_device(cfg.trainer):
+        return "recording under DDP is not supported (PITFALLS A10/A13)"
+    if str(cfg.trainer.precision) in ("16-mixed", "16", "16-true"):
+        return "float16 needs a GradScaler, whose step cannot be recorded; use bf16"
+    if int(cfg.trainer.get("accumulate_grad_batches") or 1) > 1:
+        return "gradient accumulation adds gradients across batches; a recorded step rewrites them"
+    if cfg.model.get("compile", False) and cfg.model.get("compile_mode", "auto") in CUDA_GRAPH_MODES:
+        return f"model.compile_mode={cfg.model.compile_mode} records its own CUDA graphs"
+    return None
+
+
+def uses_step_graph(cfg: DictConfig) -> bool:
+    """``module.cuda_graph``: true | false | auto (= on wherever it can run: one CUDA GPU, bf16 or fp32).
+
+    ``true`` where it cannot run warns and trains eagerly, so one config serves a laptop and a GPU node.
+    """
+    wanted = cfg.module.get("cuda_graph", "auto")
+    if wanted is False or wanted in ("false", "off"):
+        return False
+    blocker = step_graph_blocker(cfg)
+    if blocker is not None and wanted is True:
+        log.warning("module.cuda_graph=true but %s: training steps run eagerly", blocker)
+    return blocker is None
+
+
 def compile_mode(cfg: DictConfig) -> str | None:
     """The ``torch.compile`` mode of the run's net, or None to run it eagerly.
 
     ``model.compile``: true | false | auto (= on when training on CUDA). ``model.compile_mode``: auto =
-    ``reduce-overhead`` (CUDA graphs) on one CUDA device, ``default`` elsewhere. CUDA-graph modes fall back
-    where graphs cannot be used: on the CPU to ``default`` (inductor records no graphs there), under DDP to
-    ``max-autotune-no-cudagraphs`` (PITFALLS A13: graph pools crash when train and eval alternate).
+    ``default`` (inductor kernels) when the training step is recorded as a CUDA graph
+    (``module.cuda_graph``), else ``reduce-overhead`` (torch.compile's own CUDA graphs of the net) on one
+    CUDA device and ``default`` elsewhere. CUDA-graph modes fall back where graphs cannot be used: on the
+    CPU to ``default`` (inductor records no graphs there), under DDP to ``max-autotune-no-cudagraphs``
+    (PITFALLS A13: graph pools crash when train and eval alternate).
     """
     on_cuda = _uses_cuda(cfg.trainer.accelerator)
     wanted = cfg.model.get("compile", False)
@@ -73,7 +108,9 @@ def compile_mode(cfg: DictConfig) -> str | None:
     if not wanted:
         return None
     mode = cfg.model.get("compile_mode", "default")
-    graphs = mode in ("auto", "reduce-overhead", "max-autotune")
+    if mode == "auto" and uses_step_graph(cfg):
+        return "default"
+    graphs = mode in ("auto", *CUDA_GRAPH_MODES)
     if not graphs:
         return mode
     if not on_cuda:
@@ -117,6 +154,8 @@ def build_module(cfg: DictConfig, num_classes: int) -> ClassifierModule:
         config=run_config(cfg),
     )
     module.cudagraph_steps = mode in CUDA_GRAPH_MODES
+    if uses_step_graph(cfg):
+        module.step_graph_factory = CapturedTrainStep
     return module
 
 

@@ -112,7 +112,17 @@ def _check_data(cfg: DictConfig) -> int | None:
     return steps
 
 
+CHOICES = {
+    "module.cuda_graph": (True, False, "auto"),
+    "model.compile": (True, False, "auto"),
+}
+
+
 def _check_model(cfg: DictConfig) -> None:
+    for key, choices in CHOICES.items():
+        value = _get(cfg, key, "auto")
+        if value not in choices:
+            raise ConfigError(f"{key}={value!r} is not one of true, false, auto")
     target = str(_get(cfg, "model._target_", ""))
     depth = _get(cfg, "model.depth")
     if target.endswith("CifarResNet") and depth is not None and (depth < 8 or (depth - 2) % 6):

@@ -2,7 +2,10 @@
 
 It owns the loss, the metrics and the optimizer/scheduler wiring; the net, the data and the
 training loop's mechanics (precision, clipping, devices) come from elsewhere. The hot path
-does no host synchronisation: metrics stay on the device and are reduced once per epoch.
+does no host synchronisation and no per-step logging: the training loss and accuracy are summed
+on the device and logged every ``trainer.log_every_n_steps`` steps and at each epoch's end.
+On one CUDA GPU the step's forward, loss and backward replay as one CUDA graph
+(``step_graph.CapturedTrainStep``); the optimizer step, clipping and schedules stay Lightning's.
 """
 
 from __future__ import annotations
@@ -18,8 +21,14 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from cifar_resnets.step_graph import CapturedTrainStep
+
 OptimizerFactory = Callable[[Iterable[Any]], torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+StepGraphFactory = Callable[..., CapturedTrainStep]
+
+# Autocast dtype of the training step for Lightning's precision settings (None: no autocast).
+AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
 
 def rng_states() -> dict[str, Any]:
@@ -89,8 +98,6 @@ class ClassifierModule(L.LightningModule):
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        # validate_args=False: the input checks call torch.unique, a host sync on every step.
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.top5 = num_classes > 10
@@ -101,8 +108,20 @@ class ClassifierModule(L.LightningModule):
         # step then starts a new graph generation, and eval batches are padded to one shape.
         self.cudagraph_steps = False
         self._eval_batch_size = 0
+        # Set by build_module on one CUDA GPU: builds the CapturedTrainStep that runs forward, loss and
+        # backward of every training step (then this module skips Lightning's zero_grad and backward).
+        self.step_graph_factory: StepGraphFactory | None = None
+        self.step_graph: CapturedTrainStep | None = None
+        self._autocast_dtype: torch.dtype | None = None
+        # Training loss and accuracy, summed on the device. Why not torchmetrics: MeanMetric checks every
+        # update for NaN (a host sync per step), and logging a Metric object each step makes Lightning walk
+        # its state (most of a small net's step time on the CPU side). Not registered buffers: EMA would
+        # average and swap them with the weights (PITFALLS B5).
+        # Rows: this epoch, the current logging window; columns: summed batch losses, correct predictions.
+        self._train_sums: torch.Tensor | None = None
+        self._train_counts = {"epoch_steps": 0, "epoch_images": 0, "window_steps": 0, "window_images": 0}
 
-    def _step_begin(self) -> None:
+    def mark_step_begin(self) -> None:
         if self.cudagraph_steps:
             # Outputs of the previous step's graphs may be overwritten from here on (PITFALLS A8).
             torch.compiler.cudagraph_mark_step_begin()
@@ -148,20 +167,99 @@ class ClassifierModule(L.LightningModule):
         # Class indices or soft targets (mixup/cutmix): F.cross_entropy takes both.
         return F.cross_entropy(logits.float(), target, label_smoothing=self.hparams.label_smoothing)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        self._step_begin()
-        x, y = batch
-        logits = self(x)
+    def _correct(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        hard = target.argmax(dim=1) if target.ndim == 2 else target  # soft targets: the dominant class
+        return (logits.detach().argmax(dim=1) == hard).sum()
+
+    def train_forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the CUDA graph records. Autocast without its weight-cast cache, which graph capture
+        cannot use (PITFALLS A11); it only saves recasting a weight used twice in one step."""
+        dtype = self._autocast_dtype
+        with torch.autocast(
+            x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None, cache_enabled=False
+        ):
+            logits = self(x)
         loss = self.loss(logits, y)
-        hard = y.argmax(dim=1) if y.ndim == 2 else y
-        self.train_acc.update(logits.detach(), hard)
-        # Clone: a compiled net may reuse its output buffers on the next step (PITFALLS A8).
-        self.log("train/loss", loss.detach().clone(), on_step=True, on_epoch=True, prog_bar=True)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        loss.backward()
+        return loss.detach(), self._correct(logits, y)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        if self.step_graph is not None:
+            loss, correct = self.step_graph(x, y)  # backward done
+        else:
+            self.mark_step_begin()
+            logits = self(x)
+            loss = self.loss(logits, y)
+            correct = self._correct(logits, y)
+        self._track_train_stats(loss.detach(), correct, x.shape[0])
         return loss
 
+    # The captured step owns the gradients: it rewrites the same .grad tensors on every replay and has
+    # run backward itself, so Lightning's zero_grad (set_to_none, also before validation) and backward
+    # must not run.
+    def on_validation_model_zero_grad(self) -> None:
+        if self.step_graph is None:
+            super().on_validation_model_zero_grad()
+
+    def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        if self.step_graph is None:
+            super().backward(loss, *args, **kwargs)
+
+    def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer: torch.optim.Optimizer) -> None:
+        if self.step_graph is None:
+            super().optimizer_zero_grad(epoch, batch_idx, optimizer)
+
+    def on_train_start(self) -> None:
+        # Restore here, after the model and loaders are built: building them draws random numbers.
+        states = getattr(self, "_pending_rng_states", None)
+        if states is not None:
+            set_rng_states(states)
+            self._pending_rng_states = None
+        if self.step_graph_factory is not None and self.step_graph is None:
+            self._autocast_dtype = AUTOCAST_DTYPES.get(str(self.trainer.precision))
+            self.step_graph = self.step_graph_factory(self.train_forward_backward, self.net.parameters)
+
+    # ----- training loss/accuracy: device sums, logged every log_every_n_steps and per epoch -----
+    def _track_train_stats(self, loss: torch.Tensor, correct: torch.Tensor, images: int) -> None:
+        if self._train_sums is None:
+            self._train_sums = torch.zeros(2, 2, device=loss.device)
+        elif self._train_sums.device != loss.device:  # restored from a checkpoint on the CPU
+            self._train_sums = self._train_sums.to(loss.device)
+        self._train_sums.add_(torch.stack([loss.float(), correct.float()]))  # both rows at once
+        counts = self._train_counts
+        counts["epoch_steps"] += 1
+        counts["window_steps"] += 1
+        counts["epoch_images"] += images
+        counts["window_images"] += images
+        every = self.trainer.log_every_n_steps
+        # The step Lightning writes logs at: global_step counts this step's optimizer step from 0 here.
+        if every and (self.global_step + 1) % every == 0:
+            # Means over the steps since the last write (less noisy than one batch's loss); divided by
+            # host numbers, as a host->device tensor copy would wait for the GPU.
+            loss_sum, correct = self._train_sums[1]
+            self.log(
+                "train/loss_step",
+                loss_sum / counts["window_steps"],
+                on_step=True,
+                on_epoch=False,
+                prog_bar=True,
+            )
+            self.log("train/acc_step", correct / counts["window_images"], on_step=True, on_epoch=False)
+            self._train_sums[1].zero_()
+            counts["window_steps"] = counts["window_images"] = 0
+
+    def on_train_epoch_end(self) -> None:
+        counts = self._train_counts
+        if self._train_sums is not None and counts["epoch_steps"]:
+            loss_sum, correct = self._train_sums[0]
+            self.log("train/loss_epoch", loss_sum / counts["epoch_steps"], sync_dist=True)
+            self.log("train/acc", correct / counts["epoch_images"], sync_dist=True, prog_bar=True)
+            self._train_sums[0].zero_()
+        counts["epoch_steps"] = counts["epoch_images"] = 0
+
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
-        self._step_begin()
+        self.mark_step_begin()
         x, y = batch
         logits = self._eval_logits(x)
         self.log(f"{stage}/loss", self.loss(logits, y), on_epoch=True, batch_size=y.shape[0], sync_dist=True)
@@ -196,13 +294,13 @@ class ClassifierModule(L.LightningModule):
     # dropout masks and CPU-side augmentations would differ from an uninterrupted run.
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng_states"] = rng_states()
+        # A run resumed mid-epoch reports the same epoch means as an uninterrupted one.
+        if self._train_sums is not None:
+            checkpoint["train_stats"] = {"sums": self._train_sums.cpu(), "counts": dict(self._train_counts)}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._pending_rng_states = checkpoint.get("rng_states")
-
-    def on_train_start(self) -> None:
-        # Restore here, after the model and loaders are built: building them draws random numbers.
-        states = getattr(self, "_pending_rng_states", None)
-        if states is not None:
-            set_rng_states(states)
-            self._pending_rng_states = None
+        stats = checkpoint.get("train_stats")
+        if stats is not None:
+            self._train_sums = stats["sums"]
+            self._train_counts = dict(stats["counts"])

@@ -25,6 +25,7 @@ from cifar_resnets.build import (
     build_optimizer_factory,
     build_trainer,
     compile_mode,
+    uses_step_graph,
 )
 from cifar_resnets.ema import EMAConfigError, FastEMA
 from cifar_resnets.models.cifar_resnet import CifarResNet
@@ -131,17 +132,33 @@ def test_compile_mode_falls_back_where_graphs_cannot_run(monkeypatch, tmp_path):
         monkeypatch.setattr(build, "_uses_cuda", lambda accelerator: uses_cuda)
         return compile_mode(compose_train(tiny_overrides(tmp_path, **extra)))
 
-    # Default: CUDA graphs on one GPU, eager on the CPU (the 30-epoch H100 check agreed in accuracy).
-    assert mode(False) is None and mode(True) == "reduce-overhead"
+    # Default: inductor kernels inside the recorded training step on one GPU, eager on the CPU.
+    assert mode(False) is None and mode(True) == "default"
     assert mode(True, **{"model.compile": False}) is None
-    assert mode(False, **{"model.compile": "auto"}) is None
-    assert mode(True, **{"model.compile": "auto"}) == "reduce-overhead"
     assert mode(False, **{"model.compile": True}) == "default"
+    # Without the recorded step, auto means torch.compile's own CUDA graphs of the net.
+    assert mode(True, **{"module.cuda_graph": False}) == "reduce-overhead"
     assert mode(True, **{"model.compile": True, "model.compile_mode": "reduce-overhead"}) == "reduce-overhead"
     assert mode(True, **{"model.compile": True, "trainer": "ddp", "trainer.devices": 2}) == "default"
     assert mode(True, **{"model.compile": True, "model.compile_mode": "max-autotune-no-cudagraphs"}) == (
         "max-autotune-no-cudagraphs"
     )
+
+
+def test_step_graph_runs_only_where_it_can(monkeypatch, tmp_path, caplog):
+    def graphs(uses_cuda: bool, **extra):
+        monkeypatch.setattr(build, "_uses_cuda", lambda accelerator: uses_cuda)
+        return uses_step_graph(compose_train(tiny_overrides(tmp_path, **extra)))
+
+    assert graphs(True) and not graphs(False)
+    assert not graphs(True, **{"module.cuda_graph": False})
+    assert not graphs(True, **{"trainer": "ddp", "trainer.devices": 2})
+    assert not graphs(True, **{"trainer.precision": "16-mixed"})
+    assert not graphs(True, **{"+trainer.accumulate_grad_batches": 2})
+    assert not graphs(True, **{"model.compile": True, "model.compile_mode": "reduce-overhead"})
+    with caplog.at_level("WARNING"):
+        assert not graphs(False, **{"module.cuda_graph": True})
+    assert "CUDA graphs need a CUDA GPU" in caplog.text
 
 
 def test_fused_optimizer_only_on_cuda_and_without_clipping(monkeypatch, tmp_path):
@@ -257,14 +274,14 @@ def test_fast_ema_refuses_bad_settings():
 def test_cifar_bench_runs_end_to_end_on_cpu(tmp_path):
     out = tmp_path / "bench.json"
     args = [
-        "--model", "resnet20", "--batch-size", "32", "--paths", "seed,suite,fast", "--steps", "2",
+        "--model", "resnet20", "--batch-size", "32", "--paths", "seed,suite,fast,eager,raw", "--steps", "2",
         "--warmup", "1", "--synthetic-train", "128", "--workers", "0", "--json", str(out),
     ]  # fmt: skip
     proc = run_cli("cifar_resnets.bench", args, cwd=tmp_path)
     assert "| model | batch | path | images/s | x seed-style |" in proc.stdout
     assert "SYNTHETIC" in proc.stdout
     report = json.loads(out.read_text())
-    assert [r["path"] for r in report["results"]] == ["seed", "suite", "fast"]
+    assert [r["path"] for r in report["results"]] == ["seed", "suite", "fast", "eager", "raw"]
     assert all(r["images_per_second"] > 0 and r["steps"] == 2 for r in report["results"])
 
 
@@ -297,9 +314,9 @@ def test_gpu_bench_script_runs_tiny_on_cpu(tmp_path, synthetic_cifar10):
     bench = tmp_path / "bench"
     assert "| model | batch | path |" in (bench / "summary.md").read_text()
     paths = {r["path"] for f in bench.glob("throughput_*.json") for r in json.loads(f.read_text())["results"]}
-    assert paths == {"seed", "suite", "fast", "raw"}
+    assert paths == {"seed", "suite", "fast", "eager", "raw"}
     tta = json.loads((bench / "accuracy.json").read_text())
-    assert [r["path"] for r in tta["time_to_accuracy"]] == ["fast", "suite"]
+    assert [r["path"] for r in tta["time_to_accuracy"]] == ["fast", "eager"]
 
 
 def test_config_keys_exist_for_the_fast_path():

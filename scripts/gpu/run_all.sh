@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # One device session for every GPU check, in order of importance, inside TOTAL_S seconds:
-#   1. scripts/gpu/bench.sh         images/s (seed-style / cifar-train / fast path) and the 30-epoch
-#                                   one-cycle ResNet-20 accuracy with and without CUDA graphs
-#   2. scripts/gpu/architectures.sh attention ResNet and ResNet-18 images/s and short-run accuracy
-#   3. scripts/gpu/table_row.sh     He et al. ResNet-20 row (ROW_STEPS) and 4 concurrent jobs vs one
+#   1. scripts/gpu/step_graph_check.py  training steps replayed as a CUDA graph end where eager ones do
+#   2. scripts/gpu/bench.sh             images/s (seed-style / cifar-train / eager / raw loop) and the
+#                                       30-epoch one-cycle ResNet-20 accuracy with and without CUDA graphs
+#   3. scripts/gpu/table_row.sh         4 concurrent jobs vs one (and He et al.'s ResNet-20 row if ROW_STEPS>0)
+#   4. scripts/gpu/architectures.sh     attention ResNet and ResNet-18 (only with RUN_ARCH=1)
 # Expects, in the ignored folder .gpu/: whl/*.whl (hydra-core, omegaconf, ...), cifar10-jpeg.tar.gz and
 # cifar10_from_jpeg.py. Everything lands in /tmp/gpu_out and is packed into $OUT/results.tgz after
 # each part, so a run cut short still returns what it finished.
@@ -14,7 +15,7 @@ export PYTHONUNBUFFERED=1
 t0=$(date +%s)
 total=${TOTAL_S:-300}
 results=/tmp/gpu_out
-mkdir -p "$results"
+mkdir -p "$results" "$OUT"
 left() { echo $(( total - ($(date +%s) - t0) )); }
 pack() {  # results without checkpoints and data (files coming back are capped at 16 MiB)
   tar czf "$OUT/results.tmp.tgz" --exclude='*.ckpt' --exclude='cifar-*-batches-py' --exclude='synthetic' \
@@ -36,16 +37,21 @@ python3 -c "import torch, lightning; print('torch', torch.__version__, 'lightnin
   torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')" | tee "$results/versions.md"
 echo "setup done at $(( $(date +%s) - t0 )) s" | tee -a "$results/versions.md"
 
+timeout 150 "${PYTHON:-python3}" scripts/gpu/step_graph_check.py --data-root "${CIFAR_DATA:-${BENCH_DATA:-}}" \
+  --steps "${CHECK_STEPS:-40}" --num-train "${CHECK_NUM_TRAIN:-10000}" --out "$results" > "$results/step_graph_check.log" 2>&1
+tail -3 "$results/step_graph_check.log"
+echo "step graph check done at $(( $(date +%s) - t0 )) s" | tee -a "$results/versions.md"; pack
+
 OUT="$results" BUDGET_S=$(( $(left) - 70 )) STEP_TIMEOUT=120 bash scripts/gpu/bench.sh
 echo "bench done at $(( $(date +%s) - t0 )) s" | tee -a "$results/versions.md"; pack
 
-if (( $(left) > 45 )); then
-  OUT="$results" RUN_TIMEOUT=$(( ($(left) - 10) / 2 )) ARCH_EPOCHS=1 ARCH_NUM_TRAIN=20000 bash scripts/gpu/architectures.sh
-  echo "architectures done at $(( $(date +%s) - t0 )) s" | tee -a "$results/versions.md"; pack
-fi
 if (( $(left) > 60 )); then
-  [[ "${GPU_CHECK_TINY:-0}" == 1 ]] || export ROW_STEPS=${ROW_STEPS:-2000} ROW_COMPILE=0 CONC_STEPS=${CONC_STEPS:-300}
+  [[ "${GPU_CHECK_TINY:-0}" == 1 ]] || export ROW_STEPS=${ROW_STEPS:-0} CONC_STEPS=${CONC_STEPS:-3000}
   OUT="$results" timeout $(( $(left) - 5 )) bash scripts/gpu/table_row.sh
   echo "table_row done at $(( $(date +%s) - t0 )) s" | tee -a "$results/versions.md"; pack
+fi
+if [[ "${RUN_ARCH:-0}" == 1 ]] && (( $(left) > 45 )); then
+  OUT="$results" RUN_TIMEOUT=$(( ($(left) - 10) / 2 )) ARCH_EPOCHS=1 ARCH_NUM_TRAIN=20000 bash scripts/gpu/architectures.sh
+  echo "architectures done at $(( $(date +%s) - t0 )) s" | tee -a "$results/versions.md"; pack
 fi
 pack
