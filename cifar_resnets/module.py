@@ -167,9 +167,15 @@ class ClassifierModule(L.LightningModule):
         # Class indices or soft targets (mixup/cutmix): F.cross_entropy takes both.
         return F.cross_entropy(logits.float(), target, label_smoothing=self.hparams.label_smoothing)
 
-    def _correct(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        hard = target.argmax(dim=1) if target.ndim == 2 else target  # soft targets: the dominant class
-        return (logits.detach().argmax(dim=1) == hard).sum()
+    def _loss_and_stats(
+        self, logits: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss, and [loss, correct predictions] for the training metrics (soft targets count as
+        their dominant class)."""
+        loss = self.loss(logits, target)
+        hard = target.argmax(dim=1) if target.ndim == 2 else target
+        correct = (logits.detach().argmax(dim=1) == hard).sum()
+        return loss, torch.stack([loss.detach(), correct.float()])
 
     def train_forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """What the CUDA graph records. Autocast without its weight-cast cache, which graph capture
@@ -179,20 +185,18 @@ class ClassifierModule(L.LightningModule):
             x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None, cache_enabled=False
         ):
             logits = self(x)
-        loss = self.loss(logits, y)
+        loss, stats = self._loss_and_stats(logits, y)
         loss.backward()
-        return loss.detach(), self._correct(logits, y)
+        return loss.detach(), stats
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         if self.step_graph is not None:
-            loss, correct = self.step_graph(x, y)  # backward done
+            loss, stats = self.step_graph(x, y)  # backward done
         else:
             self.mark_step_begin()
-            logits = self(x)
-            loss = self.loss(logits, y)
-            correct = self._correct(logits, y)
-        self._track_train_stats(loss.detach(), correct, x.shape[0])
+            loss, stats = self._loss_and_stats(self(x), y)
+        self._track_train_stats(stats, x.shape[0])
         return loss
 
     # The captured step owns the gradients: it rewrites the same .grad tensors on every replay and has
@@ -221,12 +225,14 @@ class ClassifierModule(L.LightningModule):
             self.step_graph = self.step_graph_factory(self.train_forward_backward, self.net.parameters)
 
     # ----- training loss/accuracy: device sums, logged every log_every_n_steps and per epoch -----
-    def _track_train_stats(self, loss: torch.Tensor, correct: torch.Tensor, images: int) -> None:
+    def _track_train_stats(self, stats: torch.Tensor, images: int) -> None:
+        """Add a step's [loss, correct] to both rows (one kernel); write the window's means every
+        log_every_n_steps."""
         if self._train_sums is None:
-            self._train_sums = torch.zeros(2, 2, device=loss.device)
-        elif self._train_sums.device != loss.device:  # restored from a checkpoint on the CPU
-            self._train_sums = self._train_sums.to(loss.device)
-        self._train_sums.add_(torch.stack([loss.float(), correct.float()]))  # both rows at once
+            self._train_sums = torch.zeros(2, 2, device=stats.device)
+        elif self._train_sums.device != stats.device:  # restored from a checkpoint on the CPU
+            self._train_sums = self._train_sums.to(stats.device)
+        self._train_sums.add_(stats)
         counts = self._train_counts
         counts["epoch_steps"] += 1
         counts["window_steps"] += 1

@@ -105,7 +105,7 @@ class DivergenceGuard(L.Callback):
     """Raise ``TrainingDiverged`` once the loss is NaN/Inf, and never save non-finite weights.
 
     Args:
-        check_every_n_steps: how often the device-side flag is read on the host (one sync each);
+        check_every_n_steps: how often the recorded losses are read on the host (one sync each);
             ``None`` uses ``trainer.log_every_n_steps``. Checks also run at every epoch end and before
             every checkpoint save, so a checkpoint never holds weights from after the divergence.
     """
@@ -114,9 +114,10 @@ class DivergenceGuard(L.Callback):
         if check_every_n_steps is not None and check_every_n_steps < 1:
             raise ValueError(f"check_every_n_steps={check_every_n_steps} must be >= 1 (or null)")
         self.check_every_n_steps = check_every_n_steps
-        self._first_bad: torch.Tensor | None = None  # global step of the first non-finite loss, -1 if none
-        self._bad_loss: torch.Tensor | None = None
-        self._pending: dict[int, tuple[int, int, float | None]] = {}  # step -> (epoch, batch, lr), host side
+        # The losses since the last check, one slot per step, and each slot's (step, epoch, batch, lr) on
+        # the host: recording a step costs one device copy; the host reads them at each check.
+        self._losses: torch.Tensor | None = None
+        self._slots: list[tuple[int, int, int | None, float | None]] = []
         self._step_lr: float | None = None
 
     def _every(self, trainer: L.Trainer) -> int:
@@ -134,17 +135,14 @@ class DivergenceGuard(L.Callback):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if not isinstance(loss, torch.Tensor):
             return
-        step = trainer.global_step  # the optimizer step this loss belongs to, counted from 1
-        self._pending[step] = (trainer.current_epoch, batch_idx, self._step_lr)
-        loss = loss.detach()
-        if self._first_bad is None or self._first_bad.device != loss.device:
-            self._first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
-            self._bad_loss = torch.zeros((), dtype=loss.dtype, device=loss.device)
-        newly_bad = (self._first_bad < 0) & ~torch.isfinite(loss)
-        # All on the device: no host sync in the hot path.
-        self._first_bad = torch.where(newly_bad, step, self._first_bad)
-        self._bad_loss = torch.where(newly_bad, loss, self._bad_loss)
-        if step % self._every(trainer) == 0:
+        every = self._every(trainer)
+        if self._losses is None or self._losses.device != loss.device or self._losses.numel() < every:
+            self.check(trainer)  # the buffer is replaced: read what it holds first
+            self._losses = torch.zeros(every, dtype=torch.float32, device=loss.device)
+        # global_step: the optimizer step this loss belongs to, counted from 1
+        self._losses[len(self._slots)].copy_(loss.detach())
+        self._slots.append((trainer.global_step, trainer.current_epoch, batch_idx, self._step_lr))
+        if len(self._slots) >= every:
             self.check(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -159,18 +157,29 @@ class DivergenceGuard(L.Callback):
             self._raise(trainer, "the weights are not finite", trainer.global_step)
 
     def check(self, trainer: L.Trainer) -> None:
-        """Read the device flag (one host sync); raise ``TrainingDiverged`` if a loss was NaN/Inf."""
-        first_bad = -1 if self._first_bad is None else int(self._first_bad)
+        """Read the recorded losses (one host sync); raise ``TrainingDiverged`` if one was NaN/Inf."""
+        slots, self._slots = self._slots, []
+        first_bad, bad_loss = None, None
+        if slots and self._losses is not None:
+            losses = self._losses[: len(slots)].tolist()
+            first_bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
+            bad_loss = None if first_bad is None else losses[first_bad]
         # Every rank decides together, so no rank is left waiting in a collective when another stops.
-        if not trainer.strategy.reduce_boolean_decision(first_bad >= 0, all=False):
-            self._pending.clear()
+        if not trainer.strategy.reduce_boolean_decision(first_bad is not None, all=False):
             return
-        if first_bad < 0:
+        if first_bad is None:
             self._raise(trainer, "the loss is not finite on another rank", trainer.global_step)
-        self._raise(trainer, f"the loss is {float(self._bad_loss)}", first_bad)
+        step, epoch, batch, lr = slots[first_bad]
+        self._raise(trainer, f"the loss is {bad_loss}", step, (epoch, batch, lr))
 
-    def _raise(self, trainer: L.Trainer, what: str, step: int) -> None:
-        epoch, batch, lr = self._pending.get(step, (trainer.current_epoch, None, _current_lr(trainer)))
+    def _raise(
+        self,
+        trainer: L.Trainer,
+        what: str,
+        step: int,
+        where: tuple[int, int | None, float | None] | None = None,
+    ) -> None:
+        epoch, batch, lr = where or (trainer.current_epoch, None, _current_lr(trainer))
         last = existing_last_checkpoint(trainer)
         where = f"step {step} (epoch {epoch}" + (f", batch {batch}" if batch is not None else "") + ")"
         lr_text = "?" if lr is None or math.isnan(lr) else f"{lr:g}"

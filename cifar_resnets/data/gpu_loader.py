@@ -1,18 +1,22 @@
 """GPU-resident batch iterator with batched on-device augmentation (works on CPU tensors too).
 
 The whole split lives on the device as one uint8 tensor; each batch is an index slice of a per-epoch
-permutation, then reflect-pad random crop + horizontal flip (one gather), optional photometric v2
-transforms, optional bilinear resize (e.g. 32 -> 224 for ImageNet-pretrained nets), normalization,
-channels_last, and optional mixup/cutmix soft targets, all as batched tensor ops on the device. No
-workers and no per-sample Python (small CIFAR nets are launch-bound).
+permutation, then reflect-pad random crop + horizontal flip, optional photometric v2 transforms,
+optional bilinear resize (e.g. 32 -> 224 for ImageNet-pretrained nets), normalization, channels_last,
+and optional mixup/cutmix soft targets, all as batched tensor ops on the device. No workers and no
+per-sample Python. Small CIFAR nets are launch-bound, so the plain CIFAR recipe (crop + flip) costs
+three kernels per batch: one gather that reads the cropped, flipped pixels straight out of the uint8
+split (the reflect padding is folded into the gather's indices, drawn for the whole epoch at its
+start), and the normalisation's subtract and multiply.
 
 Randomness, chosen for exact resume and DDP:
 - the epoch permutation comes from a `torch.Generator` on the device seeded with (seed, epoch): the same
   on every rank, each rank takes its own disjoint, equal-length shard of it;
-- the augmentation of batch b draws from a device generator seeded with (seed, epoch, rank, b), so a run
-  resumed at batch b gets exactly the batches the uninterrupted run got, without replaying batches 0..b-1;
-- the per-batch mixup/cutmix choice and lambda (scalars) come from a numpy generator with the same seed,
-  so no device->host sync is needed.
+- the crop offsets and flips of the epoch come from a device generator seeded with (seed, epoch, rank),
+  drawn at once for every position of the rank's shard, so a run resumed at batch b gets exactly the
+  batches the uninterrupted run got, without replaying batches 0..b-1;
+- photometric transforms and the mixup/cutmix choice and lambda (scalars) draw per batch from
+  generators seeded with (seed, epoch, rank, b); the scalars come from numpy, so no device->host sync.
 Nothing touches the global RNGs.
 """
 
@@ -166,22 +170,39 @@ class GPUBatchLoader:
         self._resume_at = None
         self._yielded = start
         order = self._indices()
+        crops = self._epoch_crops(order.shape[0])
         for b in range(start, len(self)):
-            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-            batch = self.make_batch(idx, b)
+            positions = slice(b * self.batch_size, (b + 1) * self.batch_size)
+            batch_crops = None if crops is None else (crops[0][positions], crops[1][positions])
+            batch = self.make_batch(order[positions], b, batch_crops)
             self._yielded = b + 1
             yield batch
 
-    def make_batch(self, idx: torch.Tensor, batch_index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gather, augment and normalize the images at `idx` (batch `batch_index` of the epoch)."""
-        x, y = self.images[idx], self.labels[idx]
-        if not self.train:
-            x = self._normalize(resize(x.float(), self.image_size))
-            return x, y
-        seed = _mix_seed(self.seed, self.epoch, self.rank, batch_index, 1)
+    def _epoch_crops(self, n: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Source rows [n, H] and columns [n, W] of every crop/flip of this epoch (None: no crop/flip)."""
+        if not self.train or (self.spec.crop_padding == 0 and not self.spec.flip):
+            return None
         g = torch.Generator(device=self.device)
-        g.manual_seed(seed)
-        x = crop_flip(x, self.spec.crop_padding, self.spec.flip, g)
+        g.manual_seed(_mix_seed(self.seed, self.epoch, self.rank, 2))
+        h, w = self.images.shape[-2:]
+        return crop_flip_indices(n, h, w, self.spec.crop_padding, self.spec.flip, g)
+
+    def make_batch(
+        self,
+        idx: torch.Tensor,
+        batch_index: int,
+        crops: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gather, augment and normalize the images at `idx` (batch `batch_index` of the epoch), cropped
+        and flipped by `crops` (rows, columns from `crop_flip_indices`) when given."""
+        y = self.labels[idx]
+        if not self.train:
+            return self._normalize(resize(self.images[idx], self.image_size)), y
+        x = self.images[idx] if crops is None else gather_crops(self.images, idx, *crops)
+        if not self._photometric and not self.spec.mixes and self.image_size is None:
+            return self._normalize(x), y  # the plain CIFAR recipe: uint8 in, normalized floats out
+        seed = _mix_seed(self.seed, self.epoch, self.rank, batch_index, 1)
+        x = x.float()
         if self._photometric:
             x = self._apply_photometric(x, seed)
         x = self._normalize(resize(x, self.image_size))
@@ -190,7 +211,7 @@ class GPUBatchLoader:
         return x, y
 
     def _normalize(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x - self._shift) * self._scale
+        x = (x - self._shift) * self._scale  # uint8 or float in, float32 out (type promotion)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
 
     def _apply_photometric(self, x: torch.Tensor, seed: int) -> torch.Tensor:
@@ -219,34 +240,57 @@ def resize(x: torch.Tensor, size: int | None) -> torch.Tensor:
     if size is None or x.shape[-2:] == (size, size):
         return x
     return torch.nn.functional.interpolate(
-        x, size=(size, size), mode="bilinear", align_corners=False, antialias=False
+        x.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=False
     )
 
 
-def crop_flip(x: torch.Tensor, padding: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
-    """Reflect-pad by `padding`, take a random same-size crop per image, flip half of them; float out.
+def crop_flip_indices(
+    n: int, h: int, w: int, padding: int, flip: bool, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Source rows [n, h] and columns [n, w] of n random crops of the `padding`-reflect-padded image,
+    half of them flipped horizontally, as indices into the unpadded image.
 
-    One advanced-indexing gather does crop and flip together (a flipped crop at column offset dx reads
-    columns dx+W-1 .. dx). The result is NHWC in memory, i.e. already channels_last.
+    A crop at offset d reads padded rows d .. d+h-1, i.e. image rows d-padding .. d-padding+h-1, with
+    reflection (-1 -> 1, h -> h-2) where they fall outside; a flipped crop reads its columns backwards.
     """
-    x = x.float()
+    if padding >= min(h, w):
+        raise ValueError(f"crop padding {padding} must be smaller than the image ({h}x{w}) to reflect")
+    dev = generator.device
+    dy = torch.randint(0, 2 * padding + 1, (n, 1), device=dev, generator=generator)
+    dx = torch.randint(0, 2 * padding + 1, (n, 1), device=dev, generator=generator)
+    rows = _reflect(dy - padding + torch.arange(h, device=dev), h)
+    ar_w = torch.arange(w, device=dev)
+    if flip:
+        flipped = torch.rand(n, 1, device=dev, generator=generator) < 0.5
+        ar_w = torch.where(flipped, w - 1 - ar_w, ar_w)
+    cols = _reflect(dx - padding + ar_w, w)
+    return rows, cols
+
+
+def _reflect(i: torch.Tensor, size: int) -> torch.Tensor:
+    """Index into [0, size) of position i of a reflect-padded axis (edge pixels not repeated)."""
+    return (size - 1) - ((size - 1) - i.abs()).abs()
+
+
+def gather_crops(
+    images: torch.Tensor, idx: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor
+) -> torch.Tensor:
+    """images[idx] cropped to `rows` x `cols` per image, in one gather; [B, C, H, W], NHWC in memory.
+
+    The indexed dimensions come first in the result ([B, H, W, C]); the permute makes it NCHW with
+    channels_last strides, what the nets want on the GPU.
+    """
+    out = images[idx[:, None, None], :, rows[:, :, None], cols[:, None, :]]
+    return out.permute(0, 3, 1, 2)
+
+
+def crop_flip(x: torch.Tensor, padding: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
+    """Reflect-pad by `padding`, take a random same-size crop per image, flip half of them; float out."""
     b, _, h, w = x.shape
     if padding == 0 and not flip:
-        return x
-    dev = x.device
-    if padding > 0:
-        x = torch.nn.functional.pad(x, (padding,) * 4, mode="reflect")
-    dy = torch.randint(0, 2 * padding + 1, (b,), device=dev, generator=generator)
-    dx = torch.randint(0, 2 * padding + 1, (b,), device=dev, generator=generator)
-    ar_h, ar_w = torch.arange(h, device=dev), torch.arange(w, device=dev)
-    rows = dy[:, None] + ar_h  # [B, H]
-    cols = dx[:, None] + ar_w  # [B, W]
-    if flip:
-        flipped = torch.rand(b, device=dev, generator=generator) < 0.5
-        cols = torch.where(flipped[:, None], dx[:, None] + (w - 1 - ar_w), cols)
-    bi = torch.arange(b, device=dev)[:, None, None]
-    out = x[bi, :, rows[:, :, None], cols[:, None, :]]  # [B, H, W, C]: advanced dims come first
-    return out.permute(0, 3, 1, 2)
+        return x.float()
+    rows, cols = crop_flip_indices(b, h, w, padding, flip, generator)
+    return gather_crops(x, torch.arange(b, device=x.device), rows, cols).float()
 
 
 def mix_batch(
