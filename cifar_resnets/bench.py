@@ -316,7 +316,7 @@ def raw_path(
     )  # fmt: skip
     module = build_module(cfg, dm.num_classes).to(device).train()
     precision = str(resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator))
-    module._autocast_dtype = AUTOCAST_DTYPES.get(precision)
+    module.autocast_dtype = AUTOCAST_DTYPES.get(precision)
     opt = module.optimizer_factory(parameter_groups(module.net, cfg.module.weight_decay_bn_bias))
     sched = instantiate(cfg.schedule)(opt, total_steps=warmup + steps, steps_per_epoch=len(loader))
     runner = (

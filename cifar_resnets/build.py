@@ -80,15 +80,10 @@ def step_graph_blocker(cfg: DictConfig) -> str | None:
 def uses_step_graph(cfg: DictConfig) -> bool:
     """``module.cuda_graph``: true | false | auto (= on wherever it can run: one CUDA GPU, bf16 or fp32).
 
-    ``true`` where it cannot run warns and trains eagerly, so one config serves a laptop and a GPU node.
+    ``true`` where it cannot run trains eagerly (``build_module`` says why), so one config serves a laptop
+    and a GPU node.
     """
-    wanted = cfg.module.get("cuda_graph", "auto")
-    if wanted is False or wanted in ("false", "off"):
-        return False
-    blocker = step_graph_blocker(cfg)
-    if blocker is not None and wanted is True:
-        log.warning("module.cuda_graph=true but %s: training steps run eagerly", blocker)
-    return blocker is None
+    return cfg.module.get("cuda_graph", "auto") is not False and step_graph_blocker(cfg) is None
 
 
 def compile_mode(cfg: DictConfig) -> str | None:
@@ -156,6 +151,8 @@ def build_module(cfg: DictConfig, num_classes: int) -> ClassifierModule:
     module.cudagraph_steps = mode in CUDA_GRAPH_MODES
     if uses_step_graph(cfg):
         module.step_graph_factory = CapturedTrainStep
+    elif cfg.module.get("cuda_graph", "auto") is True:
+        log.warning("module.cuda_graph=true but %s: training steps run eagerly", step_graph_blocker(cfg))
     return module
 
 

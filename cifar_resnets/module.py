@@ -112,7 +112,9 @@ class ClassifierModule(L.LightningModule):
         # backward of every training step (then this module skips Lightning's zero_grad and backward).
         self.step_graph_factory: StepGraphFactory | None = None
         self.step_graph: CapturedTrainStep | None = None
-        self._autocast_dtype: torch.dtype | None = None
+        self.autocast_dtype: torch.dtype | None = (
+            None  # of train_forward_backward; from the trainer's precision
+        )
         # Training loss and accuracy, summed on the device. Why not torchmetrics: MeanMetric checks every
         # update for NaN (a host sync per step), and logging a Metric object each step makes Lightning walk
         # its state (most of a small net's step time on the CPU side). Not registered buffers: EMA would
@@ -180,7 +182,7 @@ class ClassifierModule(L.LightningModule):
     def train_forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """What the CUDA graph records. Autocast without its weight-cast cache, which graph capture
         cannot use (PITFALLS A11); it only saves recasting a weight used twice in one step."""
-        dtype = self._autocast_dtype
+        dtype = self.autocast_dtype
         with torch.autocast(
             x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None, cache_enabled=False
         ):
@@ -221,7 +223,7 @@ class ClassifierModule(L.LightningModule):
             set_rng_states(states)
             self._pending_rng_states = None
         if self.step_graph_factory is not None and self.step_graph is None:
-            self._autocast_dtype = AUTOCAST_DTYPES.get(str(self.trainer.precision))
+            self.autocast_dtype = AUTOCAST_DTYPES.get(str(self.trainer.precision))
             self.step_graph = self.step_graph_factory(self.train_forward_backward, self.net.parameters)
 
     # ----- training loss/accuracy: device sums, logged every log_every_n_steps and per epoch -----

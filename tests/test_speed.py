@@ -158,7 +158,9 @@ def test_step_graph_runs_only_where_it_can(monkeypatch, tmp_path, caplog):
     assert not graphs(True, **{"model.compile": True, "model.compile_mode": "reduce-overhead"})
     with caplog.at_level("WARNING"):
         assert not graphs(False, **{"module.cuda_graph": True})
+        build_module(compose_train(tiny_overrides(tmp_path, **{"module.cuda_graph": True})), 10)
     assert "CUDA graphs need a CUDA GPU" in caplog.text
+    assert caplog.text.count("module.cuda_graph=true") == 1  # said once per run, not per lookup
 
 
 def test_fused_optimizer_only_on_cuda_and_without_clipping(monkeypatch, tmp_path):
