@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cifar_resnets.data.cifar_files import CIFARFileError, load_cifar_pickle
-from cifar_resnets.data.gpu_loader import GPUBatchLoader, crop_flip
+from cifar_resnets.data.gpu_loader import GPUBatchLoader, crop_flip_indices, gather_crops
 
 SETTINGS = settings(max_examples=30, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 
@@ -28,7 +28,8 @@ def test_crop_flip_shapes_and_bounds(b, h, w, padding, flip, seed):
     # pixel value = column index: every output row must be a run of consecutive padded columns
     cols = torch.arange(w, dtype=torch.uint8).view(1, 1, 1, w).expand(b, 3, h, w).contiguous()
     g = torch.Generator().manual_seed(seed)
-    out = crop_flip(cols, padding, flip, g)
+    rows, src_cols = crop_flip_indices(b, h, w, padding, flip, g)  # what the loader does per epoch
+    out = gather_crops(cols, torch.arange(b), rows, src_cols).float()
     assert out.shape == (b, 3, h, w) and out.dtype == torch.float32
     assert out.min() >= 0 and out.max() <= w - 1
     padded = (

@@ -284,15 +284,6 @@ def gather_crops(
     return out.permute(0, 3, 1, 2)
 
 
-def crop_flip(x: torch.Tensor, padding: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
-    """Reflect-pad by `padding`, take a random same-size crop per image, flip half of them; float out."""
-    b, _, h, w = x.shape
-    if padding == 0 and not flip:
-        return x.float()
-    rows, cols = crop_flip_indices(b, h, w, padding, flip, generator)
-    return gather_crops(x, torch.arange(b, device=x.device), rows, cols).float()
-
-
 def mix_batch(
     x: torch.Tensor, y: torch.Tensor, num_classes: int, spec: AugmentSpec, rng: np.random.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
