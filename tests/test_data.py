@@ -361,6 +361,8 @@ def test_loader_rejects_bad_input():
         loader(coordinate_images(4), augment={"mixup_alpha": 1.0, "mixup_prob": 0.5})
     with pytest.raises(AugmentConfigError, match="unknown augment keys"):
         loader(coordinate_images(4), augment={"rotate": 3})
+    with pytest.raises(ValueError, match=r"augment.crop_padding=32 must be smaller than the 32x32 images"):
+        loader(coordinate_images(4), augment={"crop_padding": 32})
 
 
 # ---------------------------------------------------------------- datamodule

@@ -102,6 +102,11 @@ class GPUBatchLoader:
         self.rank, self.world_size = int(rank), int(world_size)
         self.channels_last = channels_last
         self.spec = AugmentSpec.from_config(augment) if train else AugmentSpec(crop_padding=0, flip=False)
+        if self.spec.crop_padding >= min(images.shape[-2:]):
+            raise ValueError(
+                f"augment.crop_padding={self.spec.crop_padding} must be smaller than the "
+                f"{images.shape[-2]}x{images.shape[-1]} images (the padding reflects them)"
+            )
         self.num_classes = num_classes
         if self.train and self.spec.mixes and not num_classes:
             raise ValueError("mixup/cutmix need num_classes for the soft targets")
