@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from train_helpers import REPO, run_cli
+from train_helpers import run_cli, run_gpu_script
 
 from cifar_resnets.reproduce import main
 from cifar_resnets.tables import load_table, table_names
@@ -163,21 +163,9 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
 
 
 def test_gpu_table_row_script_runs_tiny_on_cpu(tmp_path: Path) -> None:
-    import os
-    import subprocess
-
     out = tmp_path / "out"
     out.mkdir()
-    env = {**os.environ, "GPU_CHECK_TINY": "1", "OUT": str(out), "PYTHON": str(Path(os.sys.executable))}
-    proc = subprocess.run(
-        ["bash", str(REPO / "scripts" / "gpu" / "table_row.sh")],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_gpu_script("table_row.sh", out)
     summary = json.loads((out / "table_row.json").read_text())
     assert 0.0 <= summary["row"]["test_acc"] <= 1.0
     assert summary["concurrency"]["one_job_images_per_second"] > 0

@@ -8,15 +8,12 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from lightning.pytorch.callbacks import EMAWeightAveraging
-from train_helpers import REPO, compose_train, run_cli, tiny_overrides
+from train_helpers import compose_train, run_cli, run_gpu_script, tiny_overrides
 
 from cifar_resnets import build
 from cifar_resnets.build import (
@@ -295,24 +292,7 @@ def test_cifar_bench_refuses_a_missing_data_root(tmp_path):
 
 @pytest.mark.slow
 def test_gpu_bench_script_runs_tiny_on_cpu(tmp_path, synthetic_cifar10):
-    # PYTHON: the interpreter running the tests (bash's python3 may be one without the suite's packages).
-    env = {
-        **os.environ,
-        "OUT": str(tmp_path),
-        "GPU_CHECK_TINY": "1",
-        "PYTHONPATH": str(REPO),
-        "PYTHON": sys.executable,
-    }
-    env.pop("CIFAR_DATA", None)
-    env["BENCH_DATA"] = str(synthetic_cifar10)
-    proc = subprocess.run(
-        ["bash", str(REPO / "scripts" / "gpu" / "bench.sh")],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_gpu_script("bench.sh", tmp_path, BENCH_DATA=str(synthetic_cifar10))
     bench = tmp_path / "bench"
     assert "| model | batch | path |" in (bench / "summary.md").read_text()
     paths = {r["path"] for f in bench.glob("throughput_*.json") for r in json.loads(f.read_text())["results"]}

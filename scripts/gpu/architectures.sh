@@ -7,9 +7,7 @@
 # RUN_TIMEOUT (seconds per run, 150). About 60-90 s on one H100.
 # GPU_CHECK_TINY=1: CPU-sized smoke run (synthetic CIFAR-10 when CIFAR_DATA is not set).
 set -uo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
-py="${PYTHON:-python3}"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 out="${OUT:?set OUT}/architectures"
 mkdir -p "$out"
 data="${CIFAR_DATA:-}"
@@ -19,7 +17,7 @@ run_timeout="${RUN_TIMEOUT:-150}"
 if [[ "${GPU_CHECK_TINY:-0}" == 1 ]]; then
   if [[ -z "$data" ]]; then
     data="$out/synthetic"
-    "$py" -c "from cifar_resnets.data.synthetic import write_synthetic_cifar as w; w('$data', 'cifar10', 256, 128)"
+    "$PY" -c "from cifar_resnets.data.synthetic import write_synthetic_cifar as w; w('$data', 'cifar10', 256, 128)"
   fi
   common=(trainer.accelerator=cpu trainer.max_epochs=1 data.val_size=64 data.num_train=64 data.batch_size=32
           data.eval_batch_size=64 trainer.limit_test_batches=1)
@@ -32,7 +30,7 @@ run() {  # run NAME OVERRIDES...: one cifar-train run into $out/NAME, never stop
   local name="$1"; shift
   local t0; t0=$(date +%s)
   echo "== $name: cifar-train $*" | tee -a "$out/log.txt"
-  timeout "$run_timeout" "$py" -m cifar_resnets.train "$@" "${common[@]}" data.root="$data" \
+  timeout "$run_timeout" "$PY" -m cifar_resnets.train "$@" "${common[@]}" data.root="$data" \
     callbacks.progress_bar=null hydra.run.dir="$out/$name" >> "$out/log.txt" 2>&1
   echo "== $name: rc=$? in $(( $(date +%s) - t0 )) s" | tee -a "$out/log.txt"
 }
@@ -42,7 +40,7 @@ run attention_resnet experiment=attention_resnet
 # ResNet-18 with the CIFAR stem; one-cycle so that a 2-epoch run gives a meaningful test accuracy.
 run resnet18_cifar model=resnet18 schedule=onecycle optim.lr=0.2 optim.weight_decay=5e-4
 
-"$py" - "$out" <<'PY'
+"$PY" - "$out" <<'PY'
 import json, sys
 from pathlib import Path
 out = Path(sys.argv[1])

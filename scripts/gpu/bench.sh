@@ -8,11 +8,9 @@
 # Tunable: BENCH_STEPS (timed steps, 200), BENCH_MODELS2 (models of step 4, "resnet56"), TTA_EPOCHS (30),
 # STEP_TIMEOUT (seconds per step, 240), BUDGET_S (no step starts after this many seconds, 200).
 # GPU_CHECK_TINY=1: CPU-sized smoke run (synthetic data if none given).
-# Without the package installed: run from the repository root (PYTHONPATH is set here).
+# Without the package installed: common.sh puts the repository on PYTHONPATH.
 set -uo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
-py="${PYTHON:-python3}"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 out="${OUT:?set OUT}/bench"
 mkdir -p "$out"
 data="${BENCH_DATA:-${CIFAR_DATA:-}}"
@@ -45,7 +43,7 @@ step() {  # step NAME ARGS...: one cifar-bench call, timed, never stopping the s
   fi
   limit=$(( left < step_timeout ? left : step_timeout ))
   echo "== $name (limit ${limit} s): cifar-bench $*" | tee -a "$out/log.txt"
-  timeout "$limit" "$py" -m cifar_resnets.bench "${data_arg[@]}" "${common[@]}" "$@" \
+  timeout "$limit" "$PY" -m cifar_resnets.bench "${data_arg[@]}" "${common[@]}" "$@" \
     --json "$out/$name.json" >> "$out/log.txt" 2>&1
   local rc=$?
   echo "== $name: rc=$rc in $(( $(date +%s) - t0 )) s (total $(( $(date +%s) - t_all )) s)" | tee -a "$out/log.txt"
@@ -71,7 +69,7 @@ for m in $models2; do
     "${warm[@]}"
 done
 
-"$py" - "$out" <<'PY'
+"$PY" - "$out" <<'PY'
 import json, sys
 from pathlib import Path
 

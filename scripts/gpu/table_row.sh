@@ -12,11 +12,10 @@
 #                     would fall into the first epoch's images/s)
 #   GPU_CHECK_TINY=1  CPU, synthetic data, a few steps: checks the script itself
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+source "$(dirname "$0")/common.sh"
+cd "$REPO"
 : "${OUT:?set OUT to the folder for the results}"
-PY=${PYTHON:-.venv/bin/python}
-[ -x "$PY" ] || PY=python
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HYDRA_FULL_ERROR=1
+export HYDRA_FULL_ERROR=1
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
