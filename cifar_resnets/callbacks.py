@@ -79,9 +79,11 @@ class ThroughputLogger(L.Callback):
 
 
 class TrainProgressBar(TQDMProgressBar):
-    """Lightning's progress bar plus images/s and the time left for the whole run.
+    """Lightning's progress bar plus the training loss, images/s and the time left for the whole run.
 
-    Both figures come from the host clock and the step counter, so they cost no GPU sync.
+    The loss is read from the GPU only when the bar refreshes (every ``refresh_rate`` steps): a value
+    logged with ``prog_bar=True`` would be converted to a Python number after every batch instead.
+    Images/s and the time left come from the host clock and the step counter.
     """
 
     def __init__(self, refresh_rate: int = 20, leave: bool = False) -> None:
@@ -99,6 +101,9 @@ class TrainProgressBar(TQDMProgressBar):
         steps = trainer.global_step - self._start_step
         if self._start is None or steps <= 0 or not trainer.training:
             return metrics
+        loss = trainer.callback_metrics.get("train/loss_step")
+        if loss is not None:
+            metrics["loss"] = f"{float(loss):.3g}"
         elapsed = time.perf_counter() - self._start
         batch_size = getattr(trainer.datamodule, "batch_size", None)
         if batch_size:
