@@ -55,8 +55,9 @@ class CapturedTrainStep:
 
     Args:
         step_fn: one training step without the optimizer; must not synchronise with the host.
-        parameters: the parameters whose gradients the step computes (re-read on every call, so a
-            parameter that starts or stops training is noticed).
+        parameters: the parameters whose gradients the step computes. Read once, at the first step
+            (walking a module tree on every step costs a small net a noticeable share of its step);
+            which of them train (``requires_grad``) is re-checked on every call.
         warmup_steps: eager steps before recording (PyTorch asks for a few; 3 as in its examples).
         recorder: how a step is recorded; ``record_cuda_graph`` except in tests without a GPU.
 
@@ -87,22 +88,25 @@ class CapturedTrainStep:
         self._static: tuple[torch.Tensor, torch.Tensor] | None = None
         self._outputs: tuple[torch.Tensor, ...] = ()
         self._stream: Any = None
+        self._params: list[torch.nn.Parameter] | None = None
 
     @property
     def recorded(self) -> bool:
         return self._graph is not None
 
-    def _trainable(self) -> list[torch.nn.Parameter]:
-        return [p for p in self.parameters() if p.requires_grad]
+    def _all_parameters(self) -> list[torch.nn.Parameter]:
+        if self._params is None:
+            self._params = list(self.parameters())
+        return self._params
 
     def _current_signature(self, x: torch.Tensor, y: torch.Tensor) -> tuple[Any, ...]:
         def spec(t: torch.Tensor) -> tuple[Any, ...]:
             return (tuple(t.shape), t.dtype, t.stride(), t.device)
 
-        return (spec(x), spec(y), tuple(id(p) for p in self._trainable()))
+        return (spec(x), spec(y), tuple(p.requires_grad for p in self._all_parameters()))
 
     def _zero_grad(self) -> None:
-        for p in self.parameters():
+        for p in self._all_parameters():
             p.grad = None
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:

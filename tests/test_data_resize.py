@@ -70,6 +70,19 @@ def test_gpu_loader_resize_runs_after_crop_flip() -> None:
         GPUBatchLoader(images, torch.zeros(8), 4, train=False, mean=(0,) * 3, std=(1,) * 3, image_size=0)
 
 
+def test_gpu_loader_at_the_native_size_takes_the_plain_path() -> None:
+    """image_size equal to the stored images' size (what the CIFAR datamodule passes) resizes nothing and
+    gives the same batches as no image_size: the plain recipe stays a gather and a normalize."""
+    images = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
+    batches = []
+    for size in (None, 32):
+        loader = GPUBatchLoader(images, torch.arange(8) % 2, 4, train=True, mean=(0.5,) * 3,
+                                std=(0.25,) * 3, image_size=size, seed=3)  # fmt: skip
+        assert loader.image_size is None
+        batches.append(next(iter(loader)))
+    torch.testing.assert_close(batches[0], batches[1], rtol=0, atol=0)
+
+
 def test_classes_subset_relabels_in_given_order(synthetic_cifar10: Path) -> None:
     full = load_cifar(str(synthetic_cifar10), "cifar10")
     dm = CIFARDataModule("cifar10", str(synthetic_cifar10), classes=[7, 2, 9], val_size=20, batch_size=8)

@@ -113,7 +113,9 @@ class GPUBatchLoader:
         self.aug_group_size = max(1, int(aug_group_size))
         if image_size is not None and int(image_size) < 1:
             raise ValueError(f"image_size must be >= 1 or None, got {image_size}")
-        self.image_size = None if image_size is None else int(image_size)
+        # The stored size itself means no resize, so the plain recipe keeps its 3-kernel batch.
+        native = images.shape[-2] == images.shape[-1] == image_size
+        self.image_size = None if image_size is None or native else int(image_size)
         self._photometric = self.spec.photometric_transforms() if self.train else []
         # Fold x/255 and (x - mean)/std into one subtract and one multiply on uint8-valued floats.
         self._shift = torch.tensor([255.0 * m for m in mean], device=self.device).view(1, 3, 1, 1)

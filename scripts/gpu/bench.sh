@@ -6,7 +6,8 @@
 #
 # Data: $BENCH_DATA or $CIFAR_DATA (a folder holding cifar-10-batches-py).
 # Tunable: BENCH_STEPS (timed steps, 200), BENCH_MODELS2 (models of step 4, "resnet56"), TTA_EPOCHS (30),
-# STEP_TIMEOUT (seconds per step, 240), BUDGET_S (no step starts after this many seconds, 200).
+# STEP_TIMEOUT (seconds per step, 240), BUDGET_S (no step starts after this many seconds, 200),
+# BENCH_ONLY (space-separated step names, e.g. "throughput_resnet20_bs128 accuracy": run only those).
 # GPU_CHECK_TINY=1: CPU-sized smoke run (synthetic data if none given).
 # Without the package installed: common.sh puts the repository on PYTHONPATH.
 set -uo pipefail
@@ -36,6 +37,7 @@ data_arg=(); [[ -n "$data" ]] && data_arg=(--data-root "$data")
 t_all=$(date +%s)
 step() {  # step NAME ARGS...: one cifar-bench call, timed, never stopping the script
   local name="$1"; shift
+  if [[ -n "${BENCH_ONLY:-}" && " $BENCH_ONLY " != *" $name "* ]]; then return; fi
   local t0 left limit; t0=$(date +%s)
   left=$(( budget - (t0 - t_all) ))
   if (( left < 20 )); then

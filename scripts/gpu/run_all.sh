@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One device session for every GPU check, in order of importance, inside TOTAL_S seconds:
 #   0. scripts/gpu/host_sync_probe.py   which training steps wait for the GPU, and a host-time profile
+#                                       (SKIP_PROBE=1 skips it)
 #   1. scripts/gpu/step_graph_check.py  training steps replayed as a CUDA graph end where eager ones do
 #                                       (SKIP_STEP_CHECK=1 skips it)
 #   2. scripts/gpu/bench.sh             images/s (seed-style / cifar-train / eager / raw loop) and the
@@ -39,11 +40,13 @@ python3 -c "import torch, lightning; print('torch', torch.__version__, 'lightnin
   torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')" | tee "$results/versions.md"
 echo "setup done at $(( $(date +%s) - t0 )) s" | tee -a "$results/versions.md"
 
-probe_args=(); [[ "${GPU_CHECK_TINY:-0}" == 1 ]] && probe_args=(--steps 12 --warmup 3 --log-every 4 --batch-size 32)
-timeout 120 "${PYTHON:-python3}" scripts/gpu/host_sync_probe.py "${probe_args[@]}" --data-root "${CIFAR_DATA:-${BENCH_DATA:-}}" \
-  --out "$results" > "$results/host_sync_probe.log" 2>&1
-tail -1 "$results/host_sync_probe.log"
-echo "host sync probe done at $(( $(date +%s) - t0 )) s" | tee -a "$results/versions.md"; pack
+if [[ "${SKIP_PROBE:-0}" != 1 ]]; then
+  probe_args=(); [[ "${GPU_CHECK_TINY:-0}" == 1 ]] && probe_args=(--steps 12 --warmup 3 --log-every 4 --batch-size 32)
+  timeout 120 "${PYTHON:-python3}" scripts/gpu/host_sync_probe.py "${probe_args[@]}" --data-root "${CIFAR_DATA:-${BENCH_DATA:-}}" \
+    --out "$results" > "$results/host_sync_probe.log" 2>&1
+  tail -1 "$results/host_sync_probe.log"
+  echo "host sync probe done at $(( $(date +%s) - t0 )) s" | tee -a "$results/versions.md"; pack
+fi
 
 if [[ "${SKIP_STEP_CHECK:-0}" != 1 ]]; then
   timeout 150 "${PYTHON:-python3}" scripts/gpu/step_graph_check.py --data-root "${CIFAR_DATA:-${BENCH_DATA:-}}" \
@@ -52,7 +55,7 @@ if [[ "${SKIP_STEP_CHECK:-0}" != 1 ]]; then
   echo "step graph check done at $(( $(date +%s) - t0 )) s" | tee -a "$results/versions.md"; pack
 fi
 
-OUT="$results" BUDGET_S=$(( $(left) - 70 )) STEP_TIMEOUT=120 bash scripts/gpu/bench.sh
+OUT="$results" BUDGET_S=$(( $(left) - 70 )) STEP_TIMEOUT=${STEP_TIMEOUT:-120} bash scripts/gpu/bench.sh
 echo "bench done at $(( $(date +%s) - t0 )) s" | tee -a "$results/versions.md"; pack
 
 if (( $(left) > 60 )); then
