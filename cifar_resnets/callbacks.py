@@ -81,19 +81,31 @@ class ThroughputLogger(L.Callback):
 class TrainProgressBar(TQDMProgressBar):
     """Lightning's progress bar plus the training loss, images/s and the time left for the whole run.
 
-    The loss is read from the GPU only when the bar refreshes (every ``refresh_rate`` steps): a value
-    logged with ``prog_bar=True`` would be converted to a Python number after every batch instead.
-    Images/s and the time left come from the host clock and the step counter.
+    The loss shown is the mean of the last logging window (``train/loss_step``), read from the GPU once
+    per window, on the step that logs it, where the logger reads it anyway: reading it on other steps,
+    or logging it with ``prog_bar=True`` (which Lightning converts to a Python number after every batch),
+    would make those steps wait for the GPU. Images/s and the time left come from the host clock and
+    the step counter.
     """
 
     def __init__(self, refresh_rate: int = 20, leave: bool = False) -> None:
         super().__init__(refresh_rate=refresh_rate, leave=leave)
         self._start: float | None = None
         self._start_step = 0
+        self._loss: float | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
         self._start, self._start_step = time.perf_counter(), trainer.global_step
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        every = trainer.log_every_n_steps
+        if every and trainer.global_step % every == 0:  # this step wrote a new window mean
+            loss = trainer.callback_metrics.get("train/loss_step")
+            self._loss = None if loss is None else float(loss)
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         metrics = super().get_metrics(trainer, pl_module)
@@ -101,9 +113,8 @@ class TrainProgressBar(TQDMProgressBar):
         steps = trainer.global_step - self._start_step
         if self._start is None or steps <= 0 or not trainer.training:
             return metrics
-        loss = trainer.callback_metrics.get("train/loss_step")
-        if loss is not None:
-            metrics["loss"] = f"{float(loss):.3g}"
+        if self._loss is not None:
+            metrics["loss"] = f"{self._loss:.3g}"
         elapsed = time.perf_counter() - self._start
         batch_size = getattr(trainer.datamodule, "batch_size", None)
         if batch_size:
