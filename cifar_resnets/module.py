@@ -247,7 +247,7 @@ class ClassifierModule(L.LightningModule):
             # host numbers, as a host->device tensor copy would wait for the GPU.
             # Not prog_bar: Lightning converts progress-bar values to Python numbers after every batch
             # for as long as they stay logged (a host sync per step); TrainProgressBar reads the loss
-            # only when it refreshes.
+            # once per logging step.
             loss_sum, correct = self._train_sums[1]
             self.log("train/loss_step", loss_sum / counts["window_steps"], on_step=True, on_epoch=False)
             self.log("train/acc_step", correct / counts["window_images"], on_step=True, on_epoch=False)
