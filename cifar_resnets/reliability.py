@@ -181,11 +181,11 @@ class DivergenceGuard(L.Callback):
     ) -> None:
         epoch, batch, lr = where or (trainer.current_epoch, None, _current_lr(trainer))
         last = existing_last_checkpoint(trainer)
-        where = f"step {step} (epoch {epoch}" + (f", batch {batch}" if batch is not None else "") + ")"
+        place = f"step {step} (epoch {epoch}" + (f", batch {batch}" if batch is not None else "") + ")"
         lr_text = "?" if lr is None or math.isnan(lr) else f"{lr:g}"
         kept = f"the last good checkpoint is kept: {last}" if last else "no checkpoint was written before"
         raise TrainingDiverged(
-            f"training diverged: {what} at {where} with lr {lr_text}; {kept}; "
+            f"training diverged: {what} at {place} with lr {lr_text}; {kept}; "
             "lower optim.lr or set trainer.gradient_clip_val",
             step=step,
             epoch=epoch,
