@@ -35,9 +35,12 @@ fi
 data_arg=(); [[ -n "$data" ]] && data_arg=(--data-root "$data")
 
 t_all=$(date +%s)
+known=""; selected=""  # step names, for BENCH_ONLY
 step() {  # step NAME ARGS...: one cifar-bench call, timed, never stopping the script
   local name="$1"; shift
+  known+=" $name"
   if [[ -n "${BENCH_ONLY:-}" && " $BENCH_ONLY " != *" $name "* ]]; then return; fi
+  selected+=" $name"
   local t0 left limit; t0=$(date +%s)
   left=$(( budget - (t0 - t_all) ))
   if (( left < 20 )); then
@@ -73,6 +76,11 @@ step accuracy --model resnet20 --time-to-accuracy --epochs "$epochs" --paths fas
 # 4. The eager Trainer for reference, if time is left.
 step throughput_resnet20_bs${batch_big}_eager --model resnet20 --batch-size "$batch_big" --paths eager \
   --steps "$steps" "${warm[@]}"
+
+if [[ -n "${BENCH_ONLY:-}" && -z "$selected" ]]; then
+  echo "bench.sh: BENCH_ONLY=\"$BENCH_ONLY\" names none of the steps:$known" >&2
+  exit 2
+fi
 
 "$PY" - "$out" <<'PY'
 import json, sys

@@ -65,6 +65,7 @@ class SyncRecorder(L.Callback):
         self.sites: Counter[tuple[int, str]] = Counter()
         self._trainer: L.Trainer | None = None
         self._patched: dict[str, object] = {}
+        self._showwarning: object = None
 
     def _site(self) -> str:
         frames = [f for f in traceback.extract_stack()[:-2] if "site-packages/torch/" not in f.filename]
@@ -80,7 +81,7 @@ class SyncRecorder(L.Callback):
         self._trainer = trainer
         if torch.cuda.is_available():
             warnings.simplefilter("always")
-            original = warnings.showwarning
+            self._showwarning = original = warnings.showwarning
 
             def show(message, category, *args, **kwargs):
                 if "synchronizing" in str(message):
@@ -105,6 +106,8 @@ class SyncRecorder(L.Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         if torch.cuda.is_available():
             torch.cuda.set_sync_debug_mode(0)
+        if self._showwarning is not None:
+            warnings.showwarning = self._showwarning
         for name, original in self._patched.items():
             setattr(torch.Tensor, name, original)
 
@@ -119,6 +122,8 @@ def main() -> None:
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--out", type=Path, default=Path("."))
     args = p.parse_args()
+    if not 0 <= args.warmup < args.steps or args.log_every < 1 or args.batch_size < 1:
+        p.error("need 0 <= --warmup < --steps, --log-every >= 1 and --batch-size >= 1")
     args.out.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp())
     if not args.data_root:
