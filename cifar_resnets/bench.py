@@ -279,12 +279,12 @@ def trainer_path(
 
 
 def _notes(cfg: Any, loader: str, step_graph: Any) -> str:
-    from cifar_resnets.build import compile_mode
+    from cifar_resnets.build import CUDA_GRAPH_MODES, compile_mode
 
     graph = "off"
     if step_graph is not None:
         graph = f"step ({step_graph.disabled_reason})" if step_graph.disabled_reason else "step"
-    elif compile_mode(cfg) in ("reduce-overhead", "max-autotune"):
+    elif compile_mode(cfg) in CUDA_GRAPH_MODES:
         graph = "net (torch.compile)"
     return f"loader={loader} compile={compile_mode(cfg) or 'off'} cuda_graph={graph}"
 
