@@ -128,6 +128,41 @@ def test_training_reads_the_gpu_only_on_logging_steps(synthetic_cifar10, tmp_pat
     assert "loss=" in trainer.progress_bar_callback.train_progress_bar.postfix
 
 
+def test_tensorboard_is_not_flushed_at_every_logging_step(synthetic_cifar10, tmp_path, monkeypatch):
+    """Lightning saves the logger after every logging step; the suite's TensorBoard logger leaves the
+    flushing to the writer's thread, and the event file still holds every step once the run ends."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    from cifar_resnets.loggers import TensorBoardLogger
+
+    flushes: list[int] = []
+    original = SummaryWriter.flush
+    monkeypatch.setattr(SummaryWriter, "flush", lambda self: flushes.append(1) or original(self))
+    steps = 12
+    cfg = _tiny(
+        synthetic_cifar10,
+        tmp_path,
+        **{"trainer.max_steps": steps, "trainer.max_epochs": 3, "trainer.log_every_n_steps": 1},
+        logger="tensorboard",
+    )
+    _, trainer = _fit(cfg)
+    assert isinstance(trainer.logger, TensorBoardLogger)
+    # When fit starts (with hparams.yaml) and when it ends (finalize, then its save), however many steps
+    # logged; Lightning's own logger flushes once more per logging step.
+    assert len(flushes) <= 3 < steps, len(flushes)
+    assert (tmp_path / "hparams.yaml").is_file()
+    logged = EventAccumulator(str(tmp_path)).Reload().Scalars("train/loss_step")
+    assert [e.step for e in logged] == list(range(steps)), [e.step for e in logged]
+
+
+def test_tensorboard_logger_refuses_a_non_positive_flush_interval(tmp_path):
+    from cifar_resnets.loggers import TensorBoardLogger
+
+    with pytest.raises(ValueError, match="flush_secs=0 must be > 0"):
+        TensorBoardLogger(save_dir=tmp_path, flush_secs=0)
+
+
 # ----- compiled vs eager -----
 @pytest.fixture
 def aot_eager_compile(monkeypatch):
