@@ -384,34 +384,40 @@ def _depth(model: str) -> int | None:
     return int(digits) if digits and model.startswith(("resnet", "plain")) and int(digits) % 6 == 2 else None
 
 
-def time_to_table(results: list[Result]) -> dict[str, Any]:
-    """Extrapolated wall time of He et al. Table 6 (nine runs x 64k steps x batch 128) per path.
+def table6_seconds(seconds_per_image: dict[int, float]) -> tuple[float, str]:
+    """Extrapolated wall time of He et al. Table 6 (nine runs x 64k steps x batch 128), and its formula,
+    from measured seconds per training image at batch 128, keyed by CIFAR depth.
 
-    With one measured CIFAR depth d: T = 9 x 64000 x 128 / ips(d). With two or more depths, seconds per
-    image are fitted linearly in depth, s(d) = a + b d, and T = 64000 x 128 x sum over the nine depths of
-    s(d); plain nets are costed as residual nets of the same depth. Compilation and evaluation excluded.
+    With one depth d: T = 9 x 64000 x 128 x s(d). With two or more, s is fitted linearly in depth,
+    s(d) = a + b d, and T = 64000 x 128 x sum over the nine depths of s(d); plain nets are costed as
+    residual nets of the same depth. Compilation and evaluation excluded.
     """
+    if not seconds_per_image:
+        raise ValueError("no measured depth to extrapolate Table 6 from")
+    images = TABLE6_STEPS * TABLE6_BATCH
+    depths = sorted(seconds_per_image)
+    if len(depths) == 1:
+        seconds = len(TABLE6_DEPTHS) * images * seconds_per_image[depths[0]]
+        return seconds, f"9 x 64000 x 128 / ips(depth {depths[0]}) (every run costed as the measured depth)"
+    b, a = np.polyfit(depths, [seconds_per_image[d] for d in depths], 1)
+    seconds = images * sum(a + b * d for d in TABLE6_DEPTHS)
+    depth_list = ",".join(str(d) for d in TABLE6_DEPTHS)
+    return seconds, f"64000 x 128 x sum_d (a + b d) over depths {depth_list}; 1/ips fitted in depth"
+
+
+def time_to_table(results: list[Result]) -> dict[str, Any]:
+    """``table6_seconds`` for each path measured at batch 128 with a CIFAR depth (repeated measurements
+    of one depth are averaged)."""
     out: dict[str, Any] = {}
     for path in PATHS:
-        points = sorted(
-            {
-                (_depth(r.model), 1.0 / r.images_per_second)
-                for r in results
-                if r.path == path and r.batch_size == TABLE6_BATCH and _depth(r.model)
-            }
-        )
-        if not points:
+        measured: dict[int, list[float]] = {}
+        for r in results:
+            depth = _depth(r.model)
+            if r.path == path and r.batch_size == TABLE6_BATCH and depth:
+                measured.setdefault(depth, []).append(1.0 / r.images_per_second)
+        if not measured:
             continue
-        images = TABLE6_STEPS * TABLE6_BATCH
-        if len({d for d, _ in points}) == 1:
-            seconds = len(TABLE6_DEPTHS) * images * float(np.mean([s for _, s in points]))
-            formula = f"9 x 64000 x 128 / ips(depth {points[0][0]}) (every run costed as the measured depth)"
-        else:
-            b, a = np.polyfit([d for d, _ in points], [s for _, s in points], 1)
-            seconds = images * sum(a + b * d for d in TABLE6_DEPTHS)
-            formula = (
-                "64000 x 128 x sum_d (a + b d) over depths 20,32,44,56,110,20,32,44,56; 1/ips fitted in depth"
-            )
+        seconds, formula = table6_seconds({d: float(np.mean(s)) for d, s in measured.items()})
         out[path] = {"seconds": round(seconds, 1), "minutes": round(seconds / 60, 1), "formula": formula}
     return out
 

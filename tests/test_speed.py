@@ -378,6 +378,31 @@ def test_cifar_bench_runs_end_to_end_on_cpu(tmp_path):
     assert all(r["images_per_second"] > 0 and r["steps"] == 2 for r in report["results"])
 
 
+def test_table6_extrapolation_sums_the_nine_runs():
+    from cifar_resnets.bench import Result, table6_seconds, time_to_table
+
+    images = 64_000 * 128
+    # One depth: all nine runs costed like it.
+    assert table6_seconds({20: 1e-5})[0] == pytest.approx(9 * images * 1e-5)
+    # Seconds per image linear in depth (exactly: s = 1e-6 * depth), summed over 20..110 and plain 20..56.
+    seconds, formula = table6_seconds({20: 20e-6, 56: 56e-6})
+    assert seconds == pytest.approx(images * 1e-6 * (20 + 32 + 44 + 56 + 110 + 20 + 32 + 44 + 56))
+    assert "fitted in depth" in formula
+    with pytest.raises(ValueError, match="no measured depth"):
+        table6_seconds({})
+    # time_to_table: per path, batch-128 results only, repeats of a depth averaged.
+    results = [
+        Result("resnet20", 128, "suite", 50_000.0, 10, 1.0, None, "bf16-mixed"),
+        Result("resnet20", 128, "suite", 100_000 / 3, 10, 1.0, None, "bf16-mixed"),  # mean s: 2.5e-5
+        Result("resnet20", 512, "suite", 1e9, 10, 1.0, None, "bf16-mixed"),  # not the paper's batch
+        Result("resnet20", 128, "raw", 1e5, 10, 1.0, None, "bf16-mixed"),
+    ]
+    table = time_to_table(results)
+    assert table["suite"]["seconds"] == pytest.approx(9 * images * 2.5e-5, abs=0.1)
+    assert table["raw"]["seconds"] == pytest.approx(9 * images * 1e-5, abs=0.1)
+    assert set(table) == {"suite", "raw"}
+
+
 def test_cifar_bench_refuses_a_missing_data_root(tmp_path):
     proc = run_cli("cifar_resnets.bench", ["--data-root", str(tmp_path / "nope")], cwd=tmp_path, check=False)
     assert proc.returncode == 2
