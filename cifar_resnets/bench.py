@@ -379,7 +379,8 @@ def format_table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def _depth(model: str) -> int | None:
+def cifar_depth(model: str) -> int | None:
+    """The depth of a CIFAR ResNet/plain net config name (``resnet56`` -> 56), None for other nets."""
     digits = "".join(ch for ch in model if ch.isdigit())
     return int(digits) if digits and model.startswith(("resnet", "plain")) and int(digits) % 6 == 2 else None
 
@@ -412,7 +413,7 @@ def time_to_table(results: list[Result]) -> dict[str, Any]:
     for path in PATHS:
         measured: dict[int, list[float]] = {}
         for r in results:
-            depth = _depth(r.model)
+            depth = cifar_depth(r.model)
             if r.path == path and r.batch_size == TABLE6_BATCH and depth:
                 measured.setdefault(depth, []).append(1.0 / r.images_per_second)
         if not measured:

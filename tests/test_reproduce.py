@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
-from train_helpers import run_cli, run_gpu_script
+from train_helpers import REPO, run_cli, run_gpu_script
 
 from cifar_resnets.reproduce import main
 from cifar_resnets.tables import load_table, table_names
@@ -168,5 +171,27 @@ def test_gpu_table_row_script_runs_tiny_on_cpu(tmp_path: Path) -> None:
     run_gpu_script("table_row.sh", out)
     summary = json.loads((out / "table_row.json").read_text())
     assert 0.0 <= summary["row"]["test_acc"] <= 1.0
-    assert summary["concurrency"]["one_job_images_per_second"] > 0
-    assert summary["concurrency"]["four_jobs_images_per_second"] > 0
+    assert set(summary["sharing"]) == {"resnet20", "resnet32"}
+    for kinds in summary["sharing"].values():
+        assert set(kinds) == {"one", "four"}  # no MPS on a CPU
+        assert len(kinds["four"]["per_job_images_per_second"]) == 4
+        assert kinds["four"]["images_per_second"] > 0 and kinds["one"]["images_per_second"] > 0
+    assert summary["mps"] == "not tried (CONC_MPS=0)"
+    t6 = summary["table6_minutes"]
+    assert t6["best_of_measured"] > 0 and t6["one_job_at_a_time"] > 0
+    assert "| resnet32 |" in (out / "table_row.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "value,message",
+    [("maybe", "CONC_MPS=maybe: use auto, 0 or 1"), ("1", "nvidia-cuda-mps-control is not on PATH")],
+)
+def test_gpu_table_row_script_refuses_bad_mps_settings_early(tmp_path: Path, value, message) -> None:
+    if value == "1" and shutil.which("nvidia-cuda-mps-control"):
+        pytest.skip("MPS is installed here: CONC_MPS=1 would start the runs")
+    env = {**os.environ, "GPU_CHECK_TINY": "1", "OUT": str(tmp_path), "CONC_MPS": value}
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts" / "gpu" / "table_row.sh")], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert not any(tmp_path.iterdir())  # refused before any run started

@@ -6,7 +6,8 @@
 #                                       (SKIP_STEP_CHECK=1 skips it)
 #   2. scripts/gpu/bench.sh             images/s (seed-style / cifar-train / eager / raw loop) and the
 #                                       30-epoch one-cycle ResNet-20 accuracy with and without CUDA graphs
-#   3. scripts/gpu/table_row.sh         4 concurrent jobs vs one (and He et al.'s ResNet-20 row if ROW_STEPS>0)
+#   3. scripts/gpu/table_row.sh         sharing the GPU: 4 concurrent ResNet-20/56 jobs vs one, also under CUDA
+#                                       MPS, and Table 6 extrapolated (He et al.'s ResNet-20 row if ROW_STEPS>0)
 #   4. scripts/gpu/architectures.sh     attention ResNet and ResNet-18 (only with RUN_ARCH=1)
 # Expects, in the ignored folder .gpu/: whl/*.whl (hydra-core, omegaconf, ...), cifar10-jpeg.tar.gz and
 # cifar10_from_jpeg.py. Everything lands in /tmp/gpu_out and is packed into $OUT/results.tgz after
@@ -59,7 +60,7 @@ OUT="$results" BUDGET_S=$(( $(left) - 70 )) STEP_TIMEOUT=${STEP_TIMEOUT:-120} ba
 echo "bench done at $(( $(date +%s) - t0 )) s" | tee -a "$results/versions.md"; pack
 
 if (( $(left) > 60 )); then
-  [[ "${GPU_CHECK_TINY:-0}" == 1 ]] || export ROW_STEPS=${ROW_STEPS:-0} CONC_STEPS=${CONC_STEPS:-3000}
+  [[ "${GPU_CHECK_TINY:-0}" == 1 ]] || export ROW_STEPS=${ROW_STEPS:-0} CONC_STEPS=${CONC_STEPS:-1500}
   OUT="$results" timeout $(( $(left) - 5 )) bash scripts/gpu/table_row.sh
   echo "table_row done at $(( $(date +%s) - t0 )) s" | tee -a "$results/versions.md"; pack
 fi
