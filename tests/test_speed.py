@@ -403,6 +403,34 @@ def test_table6_extrapolation_sums_the_nine_runs():
     assert set(table) == {"suite", "raw"}
 
 
+def test_bench_clock_stops_at_the_last_step_not_at_the_end_of_fit(synthetic_cifar10, tmp_path):
+    """The raw loop stops its clock after its last step; the Trainer paths must too, or the once-per-run
+    end-of-fit work (epoch-end logs, on_train_end hooks) counts as a per-step cost."""
+    import lightning as L
+
+    from cifar_resnets.bench import _StepTimer
+
+    timer = _StepTimer(warmup=1)
+    stopped_before: list[str] = []
+
+    class EndOfFit(L.Callback):  # runs after the timer in every hook
+        def on_train_epoch_end(self, trainer, pl_module):
+            if timer.end is not None:
+                stopped_before.append("epoch end")
+
+        def on_train_end(self, trainer, pl_module):
+            if timer.end is not None:
+                stopped_before.append("train end")
+
+    _fit(_tiny(synthetic_cifar10, tmp_path, **{"trainer.max_steps": 4}), callbacks=[timer, EndOfFit()])
+    assert stopped_before == ["epoch end", "train end"]
+    assert timer.steps == 3 and timer.end > timer.start
+    # A fit that ends on max_epochs stops the clock at on_train_end.
+    timer = _StepTimer(warmup=1)
+    _fit(_tiny(synthetic_cifar10, tmp_path, **{"trainer.max_steps": -1}), callbacks=[timer])
+    assert timer.end is not None and timer.steps == 128 // 32 - 1
+
+
 def test_cifar_bench_refuses_a_missing_data_root(tmp_path):
     proc = run_cli("cifar_resnets.bench", ["--data-root", str(tmp_path / "nope")], cwd=tmp_path, check=False)
     assert proc.returncode == 2
