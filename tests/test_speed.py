@@ -156,6 +156,27 @@ def test_tensorboard_is_not_flushed_at_every_logging_step(synthetic_cifar10, tmp
     assert [e.step for e in logged] == list(range(steps)), [e.step for e in logged]
 
 
+def test_tensorboard_keeps_the_logged_steps_of_a_run_that_fails(synthetic_cifar10, tmp_path):
+    import lightning as L
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    class FailAtStep6(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if trainer.global_step == 6:
+                raise RuntimeError("stop here")
+
+    cfg = _tiny(
+        synthetic_cifar10,
+        tmp_path,
+        **{"trainer.max_steps": 12, "trainer.max_epochs": 3, "trainer.log_every_n_steps": 1},
+        logger="tensorboard",
+    )
+    with pytest.raises(RuntimeError, match="stop here"):
+        _fit(cfg, callbacks=[FailAtStep6()])
+    logged = EventAccumulator(str(tmp_path)).Reload().Scalars("train/loss_step")
+    assert [e.step for e in logged] == list(range(6))
+
+
 def test_tensorboard_logger_refuses_a_non_positive_flush_interval(tmp_path):
     from cifar_resnets.loggers import TensorBoardLogger
 
