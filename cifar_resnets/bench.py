@@ -32,7 +32,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -400,23 +400,31 @@ def cifar_depth(model: str) -> int | None:
     return int(digits) if digits and model.startswith(("resnet", "plain")) and int(digits) % 6 == 2 else None
 
 
+def seconds_per_image_in_depth(measured: dict[int, float]) -> Callable[[int], float]:
+    """s(d), seconds per training image at batch 128 for a CIFAR depth d, from measured depths: the
+    measured value at every depth when there is one, else the least-squares line s(d) = a + b d."""
+    if not measured:
+        raise ValueError("no measured depth to extrapolate Table 6 from")
+    depths = sorted(measured)
+    if len(depths) == 1:
+        return lambda d: measured[depths[0]]
+    b, a = np.polyfit(depths, [measured[d] for d in depths], 1)
+    return lambda d: float(a + b * d)
+
+
 def table6_seconds(seconds_per_image: dict[int, float]) -> tuple[float, str]:
     """Extrapolated wall time of He et al. Table 6 (nine runs x 64k steps x batch 128), and its formula,
     from measured seconds per training image at batch 128, keyed by CIFAR depth.
 
-    With one depth d: T = 9 x 64000 x 128 x s(d). With two or more, s is fitted linearly in depth,
-    s(d) = a + b d, and T = 64000 x 128 x sum over the nine depths of s(d); plain nets are costed as
-    residual nets of the same depth. Compilation and evaluation excluded.
+    T = 64000 x 128 x sum over the nine depths of s(d) (``seconds_per_image_in_depth``): with one
+    measured depth every run is costed as that depth; plain nets are costed as residual nets of the same
+    depth. Compilation and evaluation excluded.
     """
-    if not seconds_per_image:
-        raise ValueError("no measured depth to extrapolate Table 6 from")
-    images = TABLE6_STEPS * TABLE6_BATCH
-    depths = sorted(seconds_per_image)
-    if len(depths) == 1:
-        seconds = len(TABLE6_DEPTHS) * images * seconds_per_image[depths[0]]
-        return seconds, f"9 x 64000 x 128 / ips(depth {depths[0]}) (every run costed as the measured depth)"
-    b, a = np.polyfit(depths, [seconds_per_image[d] for d in depths], 1)
-    seconds = images * sum(a + b * d for d in TABLE6_DEPTHS)
+    s = seconds_per_image_in_depth(seconds_per_image)
+    seconds = TABLE6_STEPS * TABLE6_BATCH * sum(s(d) for d in TABLE6_DEPTHS)
+    if len(seconds_per_image) == 1:
+        (depth,) = seconds_per_image
+        return seconds, f"9 x 64000 x 128 / ips(depth {depth}) (every run costed as the measured depth)"
     depth_list = ",".join(str(d) for d in TABLE6_DEPTHS)
     return seconds, f"64000 x 128 x sum_d (a + b d) over depths {depth_list}; 1/ips fitted in depth"
 

@@ -178,7 +178,7 @@ def test_gpu_table_row_script_runs_tiny_on_cpu(tmp_path: Path) -> None:
         assert kinds["four"]["images_per_second"] > 0 and kinds["one"]["images_per_second"] > 0
     assert summary["mps"] == "not tried (CONC_MPS=0)"
     t6 = summary["table6_minutes"]
-    assert t6["best_of_measured"] > 0 and t6["one_job_at_a_time"] > 0
+    assert 0 < t6["best_of_measured"] <= t6["one_job_at_a_time"]
     assert "| resnet32 |" in (out / "table_row.md").read_text()
 
 

@@ -400,7 +400,7 @@ def test_cifar_bench_runs_end_to_end_on_cpu(tmp_path):
 
 
 def test_table6_extrapolation_sums_the_nine_runs():
-    from cifar_resnets.bench import Result, table6_seconds, time_to_table
+    from cifar_resnets.bench import Result, seconds_per_image_in_depth, table6_seconds, time_to_table
 
     images = 64_000 * 128
     # One depth: all nine runs costed like it.
@@ -411,6 +411,8 @@ def test_table6_extrapolation_sums_the_nine_runs():
     assert "fitted in depth" in formula
     with pytest.raises(ValueError, match="no measured depth"):
         table6_seconds({})
+    assert seconds_per_image_in_depth({20: 1.0, 56: 2.0})(38) == pytest.approx(1.5)
+    assert seconds_per_image_in_depth({20: 1.0})(110) == 1.0
     # time_to_table: per path, batch-128 results only, repeats of a depth averaged.
     results = [
         Result("resnet20", 128, "suite", 50_000.0, 10, 1.0, None, "bf16-mixed"),
