@@ -190,6 +190,7 @@ def check_config(cfg: DictConfig) -> None:
     _check_model(cfg)
     _check_schedule(cfg, steps)
     _check_trainer(cfg)
+    _positive(cfg, "logger.tensorboard.flush_secs")
 
 
 class CheckConfigCallback(Callback):

@@ -29,7 +29,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
     """
 
     def __init__(self, *args: Any, flush_secs: int = 10, **kwargs: Any) -> None:
-        if flush_secs <= 0:
+        if isinstance(flush_secs, bool) or not isinstance(flush_secs, (int, float)) or flush_secs <= 0:
             raise ValueError(f"flush_secs={flush_secs} must be > 0 (seconds between event-file flushes)")
         super().__init__(*args, flush_secs=flush_secs, **kwargs)
         self._saved = False

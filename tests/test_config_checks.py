@@ -41,6 +41,8 @@ BAD_CONFIGS = [
     ("schedule.milestones=[0.5,1.5]", "schedule.milestones"),
     ("data.num_train=60000", "data.num_train"),
     ("trainer.max_epochs=0 trainer.max_steps=-1", "trainer.max_epochs"),
+    ("logger.tensorboard.flush_secs=0", "logger.tensorboard.flush_secs"),
+    ("logger.tensorboard.flush_secs=abc", "logger.tensorboard.flush_secs"),
 ]
 
 
