@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from train_helpers import REPO, run_cli, run_gpu_script
+from train_helpers import run_cli, run_gpu_script
 
 from cifar_resnets.reproduce import main
 from cifar_resnets.tables import load_table, table_names
@@ -189,9 +187,6 @@ def test_gpu_table_row_script_runs_tiny_on_cpu(tmp_path: Path) -> None:
 def test_gpu_table_row_script_refuses_bad_mps_settings_early(tmp_path: Path, value, message) -> None:
     if value == "1" and shutil.which("nvidia-cuda-mps-control"):
         pytest.skip("MPS is installed here: CONC_MPS=1 would start the runs")
-    env = {**os.environ, "GPU_CHECK_TINY": "1", "OUT": str(tmp_path), "CONC_MPS": value}
-    proc = subprocess.run(
-        ["bash", str(REPO / "scripts" / "gpu" / "table_row.sh")], env=env, capture_output=True, text=True
-    )
+    proc = run_gpu_script("table_row.sh", tmp_path, check=False, CONC_MPS=value)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert not any(tmp_path.iterdir())  # refused before any run started
