@@ -112,9 +112,8 @@ class ClassifierModule(L.LightningModule):
         # backward of every training step (then this module skips Lightning's zero_grad and backward).
         self.step_graph_factory: StepGraphFactory | None = None
         self.step_graph: CapturedTrainStep | None = None
-        self.autocast_dtype: torch.dtype | None = (
-            None  # of train_forward_backward; from the trainer's precision
-        )
+        # Autocast dtype of train_forward_backward, from the trainer's precision (set at train start).
+        self.autocast_dtype: torch.dtype | None = None
         # Training loss and accuracy, summed on the device. Why not torchmetrics: MeanMetric checks every
         # update for NaN (a host sync per step), and logging a Metric object each step makes Lightning walk
         # its state (most of a small net's step time on the CPU side). Not registered buffers: EMA would
