@@ -46,8 +46,8 @@ COMMON=(data.root="$DATA" schedule.unit=fraction "schedule.milestones=[0.5,0.75]
 
 row() {  # $1 steps, $2 compile true|false, $3 run dir
   local graphs=(); [ "$2" = true ] || graphs=(model.compile=false module.cuda_graph=false)
-  "$PY" -m cifar_resnets.train experiment=he2016/resnet20 "${COMMON[@]}" trainer.max_steps="$1" "${graphs[@]}" hydra.run.dir="$3" \
-    >"$3.log" 2>&1
+  "$PY" -m cifar_resnets.train experiment=he2016/resnet20 "${COMMON[@]}" trainer.max_steps="$1" "${graphs[@]}" \
+    hydra.run.dir="$3" >"$3.log" 2>&1
 }
 mkdir -p "$OUT"
 ROW_NOTE=""
