@@ -32,7 +32,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,8 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from cifar_resnets.step_graph import Recorder
 
 PATHS = ("seed", "suite", "fast", "eager", "raw")
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -304,11 +306,40 @@ def _notes(cfg: Any, loader: str, step_graph: Any) -> str:
     return f"loader={loader} compile={compile_mode(cfg) or 'off'} cuda_graph={graph}"
 
 
-def raw_path(
-    root: Path, model: str, batch_size: int, steps: int, warmup: int, compile_flag: str, workdir: Path
-) -> Result:
+@dataclass
+class RawLoop:
     """The ``fast`` settings (same module, loader, optimizer, schedule, precision, compile and recorded
-    step) in a plain loop without Lightning."""
+    step) in a plain loop without Lightning: what the Trainer is measured against."""
+
+    module: Any
+    loader: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    runner: Any  # the CapturedTrainStep, or None for eager steps
+    precision: str
+
+    def steps(self, total: int) -> Iterator[int]:
+        """Yields each step's index just before running it, so callers can read clocks in between."""
+        k = 0
+        while k < total:
+            self.loader.set_epoch(k // len(self.loader))
+            for x, y in self.loader:
+                yield k
+                if self.runner is not None:
+                    self.runner(x, y)
+                else:
+                    self.module.mark_step_begin()
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self.module.train_forward_backward(x, y)
+                self.optimizer.step()
+                self.scheduler.step()
+                k += 1
+                if k >= total:
+                    return
+
+
+def build_raw_loop(cfg: Any, total_steps: int, recorder: Recorder | None = None) -> RawLoop:
+    """A ``RawLoop`` from a composed ``train`` config; ``recorder`` replaces CUDA graph recording."""
     from hydra.utils import instantiate
 
     from cifar_resnets.build import build_datamodule, build_module, resolve_precision, uses_step_graph
@@ -316,53 +347,48 @@ def raw_path(
     from cifar_resnets.module import AUTOCAST_DTYPES, parameter_groups
     from cifar_resnets.step_graph import CapturedTrainStep
 
-    overrides = _bench_overrides(root, model, batch_size, warmup + steps) + _path_overrides(
-        "raw", compile_flag
-    )
-    cfg = compose(overrides, workdir / f"raw_{model}_{batch_size}")
     L.seed_everything(cfg.seed)
     torch._dynamo.reset()
     device = _device()
     dm = build_datamodule(cfg)
     images, labels = dm.train_arrays()
     loader = GPUBatchLoader(
-        images, labels, batch_size, train=True, mean=dm.mean, std=dm.std, seed=cfg.seed,
+        images, labels, cfg.data.batch_size, train=True, mean=dm.mean, std=dm.std, seed=cfg.seed,
         augment=dm.augment, device=device, num_classes=dm.num_classes,
     )  # fmt: skip
     module = build_module(cfg, dm.num_classes).to(device).train()
     precision = str(resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator))
     module.autocast_dtype = AUTOCAST_DTYPES.get(precision)
     opt = module.optimizer_factory(parameter_groups(module.net, cfg.module.weight_decay_bn_bias))
-    sched = instantiate(cfg.schedule)(opt, total_steps=warmup + steps, steps_per_epoch=len(loader))
-    runner = (
-        CapturedTrainStep(module.train_forward_backward, module.net.parameters)
-        if uses_step_graph(cfg)
-        else None
+    sched = instantiate(cfg.schedule)(opt, total_steps=total_steps, steps_per_epoch=len(loader))
+    runner = None
+    if recorder is not None:
+        runner = CapturedTrainStep(module.train_forward_backward, module.net.parameters, recorder=recorder)
+    elif uses_step_graph(cfg):
+        runner = CapturedTrainStep(module.train_forward_backward, module.net.parameters)
+    return RawLoop(module, loader, opt, sched, runner, precision)
+
+
+def raw_path(
+    root: Path, model: str, batch_size: int, steps: int, warmup: int, compile_flag: str, workdir: Path
+) -> Result:
+    """``RawLoop``: the ``fast`` settings without Lightning."""
+    overrides = _bench_overrides(root, model, batch_size, warmup + steps) + _path_overrides(
+        "raw", compile_flag
     )
+    cfg = compose(overrides, workdir / f"raw_{model}_{batch_size}")
+    loop = build_raw_loop(cfg, warmup + steps)
     _reset_peak()
-    k, t0 = 0, 0.0
-    while k < warmup + steps:
-        loader.set_epoch(k // len(loader))
-        for x, y in loader:
-            if k == warmup:
-                _sync()
-                t0 = time.perf_counter()
-            if runner is not None:
-                runner(x, y)
-            else:
-                module.mark_step_begin()
-                opt.zero_grad(set_to_none=True)
-                module.train_forward_backward(x, y)
-            opt.step()
-            sched.step()
-            k += 1
-            if k >= warmup + steps:
-                break
+    t0 = 0.0
+    for k in loop.steps(warmup + steps):
+        if k == warmup:
+            _sync()
+            t0 = time.perf_counter()
     _sync()
     seconds = time.perf_counter() - t0
     return Result(
-        model, batch_size, "raw", steps * batch_size / seconds, steps, seconds, _peak_mib(), precision,
-        _notes(cfg, "gpu", runner) + " (no Lightning)",
+        model, batch_size, "raw", steps * batch_size / seconds, steps, seconds, _peak_mib(), loop.precision,
+        _notes(cfg, "gpu", loop.runner) + " (no Lightning)",
     )  # fmt: skip
 
 
