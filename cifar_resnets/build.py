@@ -19,6 +19,7 @@ from torch import nn
 
 from cifar_resnets.checkpoint_io import AtomicCheckpointIO
 from cifar_resnets.module import ClassifierModule
+from cifar_resnets.profilers import NoProfiler
 from cifar_resnets.step_graph import CapturedTrainStep
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,8 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
         "enable_progress_bar": any(isinstance(c, L.pytorch.callbacks.ProgressBar) for c in callbacks),
         "plugins": _plugins(),
     }
+    if cfg.trainer.get("profiler") is None:
+        kwargs["profiler"] = NoProfiler()
     if compile_mode(cfg) is not None:
         # A compiled submodule under inference_mode fails in eval (PITFALLS A4).
         kwargs["inference_mode"] = False

@@ -22,6 +22,8 @@ from cifar_resnets.milestones import ScheduleConfigError, milestone_steps
 
 # Training-set sizes of the datasets whose size is known without reading them.
 KNOWN_TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000}
+# What trainer.profiler may name: Lightning's profilers by their Trainer strings (xla needs a TPU).
+LIGHTNING_PROFILERS = ("simple", "advanced", "pytorch")
 
 
 class ConfigError(ValueError):
@@ -155,6 +157,11 @@ def _check_trainer(cfg: DictConfig) -> None:
     clip = _get(cfg, "trainer.gradient_clip_val")
     if clip is not None and clip <= 0:
         raise ConfigError(f"trainer.gradient_clip_val={clip} must be positive (or null for no clipping)")
+    profiler = _get(cfg, "trainer.profiler")
+    if profiler is not None and profiler not in LIGHTNING_PROFILERS:
+        raise ConfigError(
+            f"trainer.profiler={profiler!r} is not one of {', '.join(LIGHTNING_PROFILERS)} (or null for none)"
+        )
     accelerator = str(_get(cfg, "trainer.accelerator", "auto"))
     if accelerator not in ("gpu", "cuda"):
         return

@@ -43,6 +43,7 @@ BAD_CONFIGS = [
     ("trainer.max_epochs=0 trainer.max_steps=-1", "trainer.max_epochs"),
     ("logger.tensorboard.flush_secs=0", "logger.tensorboard.flush_secs"),
     ("logger.tensorboard.flush_secs=abc", "logger.tensorboard.flush_secs"),
+    ("trainer.profiler=fancy", "trainer.profiler"),
 ]
 
 
