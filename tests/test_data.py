@@ -503,3 +503,17 @@ def test_real_cifar10_copy_reads(real_cifar10):
     assert np.bincount(arrays.test_labels).tolist() == [1000] * 10
     mean = arrays.train_images.reshape(10000, 3, -1).mean(axis=(0, 2)) / 255
     np.testing.assert_allclose(mean, (0.4914, 0.4822, 0.4465), atol=0.02)
+
+
+def test_gpu_loader_batches_skip_lightnings_device_transfer(synthetic_cifar10):
+    """GPU-loader batches are built on the training device: the hook hands them on untouched."""
+    device = torch.device("cpu")
+    gpu = CIFARDataModule(root=str(synthetic_cifar10), val_size=0, batch_size=16, loader="gpu")
+    gpu.setup("fit")
+    batch = next(iter(gpu.train_dataloader()))
+    assert gpu.transfer_batch_to_device(batch, device, 0) is batch
+    cpu = CIFARDataModule(root=str(synthetic_cifar10), val_size=0, batch_size=16, loader="cpu")
+    cpu.setup("fit")
+    x, y = next(iter(cpu.train_dataloader()))
+    moved = cpu.transfer_batch_to_device([x, y], device, 0)
+    assert moved is not None and torch.equal(moved[0], x) and torch.equal(moved[1], y)

@@ -263,6 +263,13 @@ class CIFARDataModule(L.LightningDataModule):
             collate_fn=collate,
         )
 
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        # The GPU-resident loader builds its batches on the device already; Lightning's default walks
+        # the batch structure on every step to move each tensor, host time a launch-bound step lacks.
+        if self.use_gpu_loader:
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     def _make(self, split: str, train: bool):
         if train:
             self.steps_per_epoch  # noqa: B018 - raises a clear error when batch_size > training images
