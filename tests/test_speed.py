@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from lightning.pytorch.callbacks import EMAWeightAveraging
-from train_helpers import compose_train, run_cli, run_gpu_script, tiny_overrides
+from train_helpers import REPO, compose_train, run_cli, run_gpu_script, tiny_overrides
 
 from cifar_resnets import build
 from cifar_resnets.build import (
@@ -469,6 +469,51 @@ def test_gpu_bench_script_runs_tiny_on_cpu(tmp_path, synthetic_cifar10):
     assert paths == {"seed", "suite", "eager", "raw"}
     tta = json.loads((bench / "accuracy.json").read_text())
     assert [r["path"] for r in tta["time_to_accuracy"]] == ["fast", "eager"]
+
+
+def test_host_step_time_times_both_paths_with_the_step_stubbed(tmp_path):
+    """scripts/host_step_time.py: the same number of host-only steps timed in the raw loop and the Trainer."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("host_step_time", REPO / "scripts" / "host_step_time.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = tmp_path / "host.json"
+    report = tool.main(["--steps", "24", "--batch-size", "4", "--log-every", "5", "--json", str(out)])
+    assert json.loads(out.read_text()) == report
+    timed = 24 - tool.SKIPPED_STEPS - 1
+    assert report["raw"]["steps"] == report["suite"]["steps"] == timed
+    assert 0 < report["raw"]["median_us"] <= report["raw"]["p90_us"]
+    assert 0 < report["suite"]["median_us"] <= report["suite"]["p90_us"]
+    assert report["trainer_extra_us"] == pytest.approx(
+        report["suite"]["median_us"] - report["raw"]["median_us"], abs=0.11
+    )
+    assert "SYNTHETIC" in report["data"]
+
+
+def test_trainer_profiles_only_when_asked(synthetic_cifar10, tmp_path):
+    from lightning.pytorch.profilers import SimpleProfiler
+
+    from cifar_resnets.profilers import NoProfiler
+
+    _, trainer = _fit(_tiny(synthetic_cifar10, tmp_path))
+    assert isinstance(trainer.profiler, NoProfiler)
+    with trainer.profiler.profile("a"), trainer.profiler.profile("b"):  # nested: one shared null context
+        pass
+    _, trainer = _fit(_tiny(synthetic_cifar10, tmp_path, **{"trainer.profiler": "simple"}))
+    assert isinstance(trainer.profiler, SimpleProfiler)
+    assert any("training_step" in action for action in trainer.profiler.recorded_durations)
+
+
+def test_module_attributes_keep_nn_module_rules(synthetic_cifar10, tmp_path):
+    """ClassifierModule.__setattr__ shortcuts only Lightning's _current_fx_name."""
+    module = build_module(_tiny(synthetic_cifar10, tmp_path), 10)
+    module._current_fx_name = "training_step"
+    assert module._current_fx_name == "training_step" and "_current_fx_name" in module.__dict__
+    module.extra_head = torch.nn.Linear(2, 2)
+    module.extra_scale = torch.nn.Parameter(torch.ones(1))
+    assert "extra_head" in dict(module.named_children())
+    assert "extra_scale" in dict(module.named_parameters())
 
 
 def test_config_keys_exist_for_the_fast_path():
