@@ -2,6 +2,8 @@
 # One device session for every GPU check, in order of importance, inside TOTAL_S seconds:
 #   0. scripts/gpu/host_sync_probe.py   which training steps wait for the GPU, and a host-time profile
 #                                       (SKIP_PROBE=1 skips it)
+#      scripts/host_step_time.py        host time per step, Trainer vs raw loop, step replay stubbed
+#                                       (SKIP_HOST_TIME=1 skips it)
 #   1. scripts/gpu/step_graph_check.py  training steps replayed as a CUDA graph end where eager ones do
 #                                       (SKIP_STEP_CHECK=1 skips it)
 #   2. scripts/gpu/bench.sh             images/s (seed-style / cifar-train / eager / raw loop) and the
@@ -47,6 +49,14 @@ if [[ "${SKIP_PROBE:-0}" != 1 ]]; then
     --out "$results" > "$results/host_sync_probe.log" 2>&1
   tail -1 "$results/host_sync_probe.log"
   echo "host sync probe done at $(( $(date +%s) - t0 )) s" | tee -a "$results/versions.md"; pack
+fi
+
+if [[ "${SKIP_HOST_TIME:-0}" != 1 ]]; then
+  host_args=(--batch-size 128 --steps 1000); [[ "${GPU_CHECK_TINY:-0}" == 1 ]] && host_args=(--batch-size 4 --steps 15)
+  timeout 90 "${PYTHON:-python3}" scripts/host_step_time.py "${host_args[@]}" --json "$results/host_step_time.json" \
+    > "$results/host_step_time.log" 2>&1
+  tail -3 "$results/host_step_time.log"
+  echo "host step time done at $(( $(date +%s) - t0 )) s" | tee -a "$results/versions.md"; pack
 fi
 
 if [[ "${SKIP_STEP_CHECK:-0}" != 1 ]]; then
