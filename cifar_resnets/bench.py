@@ -22,6 +22,7 @@ Examples::
 
     cifar-bench --model resnet20 resnet56 --batch-size 128 512 --paths seed,suite,eager,raw --data-root data
     cifar-bench --model resnet20 --data-root data --time-to-accuracy --epochs 30 --paths fast,eager
+    cifar-bench --model resnet56 --batch-size 128 --paths suite,raw --override trainer.benchmark=true
 """
 
 from __future__ import annotations
@@ -268,16 +269,19 @@ def trainer_path(
     path: str,
     compile_flag: str,
     workdir: Path,
+    extra: Iterable[str] = (),
 ) -> Result:
-    """``suite``, ``fast`` or ``eager``: the real Trainer, datamodule and module built by ``build.py``."""
+    """``suite``, ``fast`` or ``eager``: the real Trainer, datamodule and module built by ``build.py``;
+    ``extra``: cifar-train overrides on top."""
     from cifar_resnets.build import build_datamodule, build_module, build_trainer
 
     overrides = _bench_overrides(root, model, batch_size, warmup + steps) + _path_overrides(
         path, compile_flag
     )
-    cfg = compose(overrides, workdir / f"{path}_{model}_{batch_size}")
+    cfg = compose([*overrides, *extra], workdir / f"{path}_{model}_{batch_size}")
     L.seed_everything(cfg.seed)
     torch._dynamo.reset()
+    set_cudnn_benchmark(cfg)
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule.num_classes)
     timer = _StepTimer(warmup)
@@ -295,6 +299,12 @@ def trainer_path(
     )  # fmt: skip
 
 
+def set_cudnn_benchmark(cfg: Any) -> None:
+    """cuDNN autotuning as ``trainer.benchmark`` asks, off when it is null. Lightning sets the flag only
+    when the key is given, so without this one path's setting would carry over to the next."""
+    torch.backends.cudnn.benchmark = bool(cfg.trainer.get("benchmark") or False)
+
+
 def _notes(cfg: Any, loader: str, step_graph: Any) -> str:
     from cifar_resnets.build import CUDA_GRAPH_MODES, compile_mode
 
@@ -303,7 +313,10 @@ def _notes(cfg: Any, loader: str, step_graph: Any) -> str:
         graph = f"step ({step_graph.disabled_reason})" if step_graph.disabled_reason else "step"
     elif compile_mode(cfg) in CUDA_GRAPH_MODES:
         graph = "net (torch.compile)"
-    return f"loader={loader} compile={compile_mode(cfg) or 'off'} cuda_graph={graph}"
+    notes = f"loader={loader} compile={compile_mode(cfg) or 'off'} cuda_graph={graph}"
+    if torch.backends.cudnn.benchmark and torch.cuda.is_available():
+        notes += " cudnn.benchmark"
+    return notes
 
 
 @dataclass
@@ -349,6 +362,7 @@ def build_raw_loop(cfg: Any, total_steps: int, recorder: Recorder | None = None)
 
     L.seed_everything(cfg.seed)
     torch._dynamo.reset()
+    set_cudnn_benchmark(cfg)
     device = _device()
     dm = build_datamodule(cfg)
     images, labels = dm.train_arrays()
@@ -370,13 +384,20 @@ def build_raw_loop(cfg: Any, total_steps: int, recorder: Recorder | None = None)
 
 
 def raw_path(
-    root: Path, model: str, batch_size: int, steps: int, warmup: int, compile_flag: str, workdir: Path
+    root: Path,
+    model: str,
+    batch_size: int,
+    steps: int,
+    warmup: int,
+    compile_flag: str,
+    workdir: Path,
+    extra: Iterable[str] = (),
 ) -> Result:
-    """``RawLoop``: the ``fast`` settings without Lightning."""
+    """``RawLoop``: the ``fast`` settings without Lightning (``extra``: cifar-train overrides on top)."""
     overrides = _bench_overrides(root, model, batch_size, warmup + steps) + _path_overrides(
         "raw", compile_flag
     )
-    cfg = compose(overrides, workdir / f"raw_{model}_{batch_size}")
+    cfg = compose([*overrides, *extra], workdir / f"raw_{model}_{batch_size}")
     loop = build_raw_loop(cfg, warmup + steps)
     _reset_peak()
     t0 = 0.0
@@ -545,7 +566,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--epochs", type=int, default=30, help="epochs of --time-to-accuracy")
     p.add_argument(
-        "--override", action="append", default=[], help="extra cifar-train override for --time-to-accuracy"
+        "--override",
+        action="append",
+        default=[],
+        help="extra cifar-train override for every path but seed (e.g. trainer.benchmark=true); repeatable",
     )
     args = p.parse_args(argv)
     args.path_list = [s.strip() for s in args.paths.split(",") if s.strip()]
@@ -579,6 +603,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report["data"] = data_note
         print(f"cifar-bench on {report['device']}, torch {torch.__version__}; data: {data_note}", flush=True)
         results: list[Result] = []
+        steps, extra = args.steps, args.override
         graphs = torch.cuda.is_available() and args.compile != "off"
         for model in [] if args.time_to_accuracy else args.model:
             for bs in args.batch_size:
@@ -590,9 +615,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     if path == "seed":
                         r = seed_path(root, model, bs, args.steps, warmup, args.workers)
                     elif path == "raw":
-                        r = raw_path(root, model, bs, args.steps, warmup, args.compile, workdir)
+                        r = raw_path(root, model, bs, steps, warmup, args.compile, workdir, extra)
                     else:
-                        r = trainer_path(root, model, bs, args.steps, warmup, path, args.compile, workdir)
+                        r = trainer_path(root, model, bs, steps, warmup, path, args.compile, workdir, extra)
                     results.append(r)
                     report["results"].append(asdict(r))
                     print(

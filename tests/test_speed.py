@@ -390,6 +390,7 @@ def test_cifar_bench_runs_end_to_end_on_cpu(tmp_path):
     args = [
         "--model", "resnet20", "--batch-size", "32", "--paths", "seed,suite,fast,eager,raw", "--steps", "2",
         "--warmup", "1", "--synthetic-train", "128", "--workers", "0", "--json", str(out),
+        "--override", "trainer.precision=bf16-mixed",
     ]  # fmt: skip
     proc = run_cli("cifar_resnets.bench", args, cwd=tmp_path)
     assert "| model | batch | path | images/s | x seed-style |" in proc.stdout
@@ -397,6 +398,17 @@ def test_cifar_bench_runs_end_to_end_on_cpu(tmp_path):
     report = json.loads(out.read_text())
     assert [r["path"] for r in report["results"]] == ["seed", "suite", "fast", "eager", "raw"]
     assert all(r["images_per_second"] > 0 and r["steps"] == 2 for r in report["results"])
+    # --override reaches every path but the seed-style loop (its own fp32 loop by definition).
+    assert [r["precision"] for r in report["results"]] == ["32-true"] + ["bf16-mixed"] * 4
+
+
+def test_bench_paths_set_cudnn_autotuning_from_the_config_only(tmp_path):
+    from cifar_resnets.bench import compose, set_cudnn_benchmark
+
+    set_cudnn_benchmark(compose(["trainer.benchmark=true"], tmp_path))
+    assert torch.backends.cudnn.benchmark
+    set_cudnn_benchmark(compose([], tmp_path))  # null: off again, not left from the path before
+    assert not torch.backends.cudnn.benchmark
 
 
 def test_table6_extrapolation_sums_the_nine_runs():

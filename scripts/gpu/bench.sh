@@ -2,7 +2,8 @@
 # GPU check of the speed work: cifar-bench images/s (seed-style loop vs cifar-train as users run it, i.e.
 # each training step replayed as one CUDA graph, vs the same Trainer eager, plus the suite's raw loop for
 # Lightning's share) and the 30-epoch one-cycle ResNet-20 recipe with and without CUDA graphs (accuracy
-# must agree within 0.3 points). Results go to $OUT/bench/ (JSON per step, summary.md) as each step ends.
+# must agree within 0.3 points), and ResNet-20/56 at batch 128 again with cuDNN autotuning
+# (trainer.benchmark=true). Results go to $OUT/bench/ (JSON per step, summary.md) as each step ends.
 #
 # Data: $BENCH_DATA or $CIFAR_DATA (a folder holding cifar-10-batches-py).
 # Tunable: BENCH_STEPS (timed steps, 200), BENCH_MODELS2 (models of step 4, "resnet56"), TTA_EPOCHS (30),
@@ -68,6 +69,12 @@ for m in $models2; do
   step "throughput_${m}_bs$batch_big" --model "$m" --batch-size "$batch_big" --paths suite,raw --steps "$steps" \
     "${warm[@]}"
 done
+# 2b. cuDNN autotuning (trainer.benchmark=true; the default leaves it off) at the paper's batch: reported
+#     apart from the rows above, and Table 6 extrapolated from it on its own.
+for m in resnet20 $models2; do
+  step "throughput_${m}_bs${batch_small}_cudnn_benchmark" --model "$m" --batch-size "$batch_small" \
+    --paths suite,raw --steps "$steps" "${warm[@]}" --override trainer.benchmark=true
+done
 # 3. Accuracy with and without CUDA graphs: both without inductor, so the recorded step is the only
 #    difference (inductor's kernels round differently from eager ones, which alone moves a run by
 #    about as much as a different seed).
@@ -90,19 +97,27 @@ from cifar_resnets.bench import Result, format_table, time_to_table
 
 out = Path(sys.argv[1])
 reports = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json")) if p.stem != "summary"}
-results = [Result(**r) for name, rep in reports.items() if name.startswith("throughput") for r in rep["results"]]
+VARIANT = "_cudnn_benchmark"  # steps run with --override trainer.benchmark=true
+def throughput(variant: bool) -> list[Result]:
+    return [Result(**r) for name, rep in reports.items()
+            if name.startswith("throughput") and name.endswith(VARIANT) == variant for r in rep["results"]]
+results, autotuned = throughput(False), throughput(True)
 first = next(iter(reports.values()), {})
 lines = [f"# cifar-bench on {first.get('device')} (torch {first.get('torch')}); data: {first.get('data')}", ""]
-if results:
-    lines += [format_table(results), ""]
-    for path, t in time_to_table(results).items():
+for title, rows in (("", results), ("With cuDNN autotuning (trainer.benchmark=true):", autotuned)):
+    if not rows:
+        continue
+    lines += ([title, ""] if title else []) + [format_table(rows), ""]
+    for path, t in time_to_table(rows).items():
         lines.append(f"- He et al. Table 6 extrapolated, {path} path: {t['minutes']} min ({t['formula']})")
+    lines.append("")
 tta = reports.get("accuracy", {}).get("time_to_accuracy", [])
 for row in tta:
     lines.append(f"- time to accuracy, {row['path']}: {json.dumps(row)}")
 if len(tta) == 2 and all(r["test_acc"] is not None for r in tta):
     lines.append(f"- accuracy fast - eager: {100 * (tta[0]['test_acc'] - tta[1]['test_acc']):+.2f} points")
 (out / "summary.md").write_text("\n".join(lines) + "\n")
-(out / "summary.json").write_text(json.dumps({"results": [r.__dict__ for r in results], "accuracy": tta}, indent=1))
+summary = {"results": [r.__dict__ for r in results], "cudnn_benchmark": [r.__dict__ for r in autotuned], "accuracy": tta}
+(out / "summary.json").write_text(json.dumps(summary, indent=1))
 print("\n".join(lines))
 PY
