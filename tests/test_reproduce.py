@@ -190,3 +190,30 @@ def test_gpu_table_row_script_refuses_bad_mps_settings_early(tmp_path: Path, val
     proc = run_gpu_script("table_row.sh", tmp_path, check=False, CONC_MPS=value)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert not any(tmp_path.iterdir())  # refused before any run started
+
+
+def test_parallel_rows_start_longest_first(tmp_path: Path, monkeypatch) -> None:
+    """With --parallel N the longest rows start first, so none runs alone at the end; one at a time keeps
+    the table's order."""
+    from cifar_resnets import reproduce
+
+    started: list[str] = []
+
+    def fake_run(jobs, overrides, runs_dir, log_file):
+        started.append(jobs[0].row.name)
+        return 0, ""
+
+    monkeypatch.setattr(reproduce, "run_group_subprocess", fake_run)
+    table = reproduce.load_table_arg("he2016_table6")
+    jobs = reproduce.plan(table, tmp_path, 1)
+    order = [g[0].row.name for g in reproduce.longest_first(table, [[j] for j in jobs])]
+    assert order[0] == "resnet110" and order[1:3] == ["resnet56", "plain56"]
+    assert order[-2:] == ["resnet20", "plain20"] and sorted(order) == sorted(r.name for r in table.rows)
+
+    args = reproduce.parse_args(["he2016_table6", "--parallel", "2", "--out", str(tmp_path)])
+    reproduce.run_jobs(table, jobs, tmp_path, args)  # the fake trains nothing: every job is recorded failed
+    assert "resnet110" in started[:2] and sorted(started) == sorted(order)
+    started.clear()
+    one_at_a_time = reproduce.parse_args(["he2016_table6", "--out", str(tmp_path)])
+    reproduce.run_jobs(table, reproduce.plan(table, tmp_path, 1), tmp_path, one_at_a_time)
+    assert started == [r.name for r in table.rows]
