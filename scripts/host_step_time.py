@@ -22,6 +22,7 @@ import argparse
 import functools
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +31,15 @@ from typing import Any
 import lightning as L
 import torch
 
-from cifar_resnets.bench import _bench_overrides, build_raw_loop, compose, device_name, prepare_data
+from cifar_resnets.bench import (
+    CONF_DIR,
+    BenchError,
+    _bench_overrides,
+    build_raw_loop,
+    compose,
+    device_name,
+    prepare_data,
+)
 from cifar_resnets.build import build_datamodule, build_module, build_trainer
 from cifar_resnets.step_graph import CapturedTrainStep
 
@@ -102,11 +111,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.steps <= SKIPPED_STEPS + 1 or args.batch_size < 1 or args.log_every < 1:
         p.error(f"need --steps > {SKIPPED_STEPS + 1}, --batch-size >= 1 and --log-every >= 1")
+    models = sorted(f.stem for f in (CONF_DIR / "model").glob("*.yaml"))
+    if args.model not in models:
+        p.error(f"--model {args.model} is not one of {', '.join(models)}")
     return args
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    try:
+        return measure(args)
+    except BenchError as err:
+        print(f"host_step_time.py: error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
     # Synthetic data for one epoch where small enough; otherwise epoch ends fall among the timed steps
     # (a few in a thousand: the median and 90th percentile do not see them).
     images = min(args.batch_size * (args.steps + 1), SYNTHETIC_MAX)

@@ -483,13 +483,19 @@ def test_gpu_bench_script_runs_tiny_on_cpu(tmp_path, synthetic_cifar10):
     assert [r["path"] for r in tta["time_to_accuracy"]] == ["fast", "eager"]
 
 
-def test_host_step_time_times_both_paths_with_the_step_stubbed(tmp_path):
-    """scripts/host_step_time.py: the same number of host-only steps timed in the raw loop and the Trainer."""
+def _host_step_time():
+    """scripts/host_step_time.py as a module (scripts/ is not a package)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("host_step_time", REPO / "scripts" / "host_step_time.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
+    return tool
+
+
+def test_host_step_time_times_both_paths_with_the_step_stubbed(tmp_path):
+    """scripts/host_step_time.py: the same number of host-only steps timed in the raw loop and the Trainer."""
+    tool = _host_step_time()
     out = tmp_path / "host.json"
     report = tool.main(["--steps", "24", "--batch-size", "4", "--log-every", "5", "--json", str(out)])
     assert json.loads(out.read_text()) == report
@@ -501,6 +507,18 @@ def test_host_step_time_times_both_paths_with_the_step_stubbed(tmp_path):
         report["suite"]["median_us"] - report["raw"]["median_us"], abs=0.11
     )
     assert "SYNTHETIC" in report["data"]
+
+
+@pytest.mark.parametrize("args", [["--data-root", "missing"], ["--model", "resnet21"], ["--steps", "5"]])
+def test_host_step_time_refuses_bad_arguments_in_one_line(tmp_path, capsys, args):
+    tool = _host_step_time()
+    if args[0] == "--data-root":
+        args = [args[0], str(tmp_path / args[1])]
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main(args)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert "error:" in lines[-1] and args[0] in lines[-1]
 
 
 def test_trainer_profiles_only_when_asked(synthetic_cifar10, tmp_path):
