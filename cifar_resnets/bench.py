@@ -585,6 +585,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def check_overrides(extra: list[str], base: list[str], workdir: Path) -> None:
+    """Compose ``--override`` values once before any measurement, so a typo costs no run."""
+    if not extra:
+        return
+    try:
+        compose([*base, *extra], workdir / "override_check")
+    except Exception as err:  # noqa: BLE001 - Hydra and OmegaConf raise several kinds; all mean the same
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise BenchError(f"--override {' '.join(extra)}: {first_line}") from None
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "device": device_name(),
@@ -601,6 +612,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         workdir = Path(tmp)
         root, data_note = prepare_data(args.data_root, args.synthetic_train, workdir)
         report["data"] = data_note
+        check_overrides(args.override, _bench_overrides(root, args.model[0], args.batch_size[0], 1), workdir)
         print(f"cifar-bench on {report['device']}, torch {torch.__version__}; data: {data_note}", flush=True)
         results: list[Result] = []
         steps, extra = args.steps, args.override

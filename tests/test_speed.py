@@ -466,10 +466,13 @@ def test_bench_clock_stops_at_the_last_step_not_at_the_end_of_fit(synthetic_cifa
     assert timer.end is not None and timer.steps == 128 // 32 - 1
 
 
-def test_cifar_bench_refuses_a_missing_data_root(tmp_path):
-    proc = run_cli("cifar_resnets.bench", ["--data-root", str(tmp_path / "nope")], cwd=tmp_path, check=False)
+@pytest.mark.parametrize("bad", [["--data-root", "nope"], ["--override", "nope.key=1"]])
+def test_cifar_bench_refuses_bad_input_in_one_line(tmp_path, bad):
+    args = [bad[0], str(tmp_path / bad[1]) if bad[0] == "--data-root" else bad[1], "--synthetic-train", "64"]
+    proc = run_cli("cifar_resnets.bench", args, cwd=tmp_path, check=False)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].startswith("cifar-bench: error:")
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("cifar-bench: error:") and bad[0] in last
 
 
 @pytest.mark.slow
