@@ -121,7 +121,9 @@ def _path_overrides(path: str, compile_flag: str) -> list[str]:
     return []
 
 
-def _bench_overrides(root: Path, model: str, batch_size: int, steps: int) -> list[str]:
+def bench_overrides(root: Path, model: str, batch_size: int, steps: int) -> list[str]:
+    """cifar-train's config for timing ``steps`` training steps: no validation, checkpoint files,
+    progress bar or test pass (disk and terminal work, not training)."""
     return [
         f"model={model}",
         f"data.root={root}",
@@ -275,9 +277,7 @@ def trainer_path(
     ``extra``: cifar-train overrides on top."""
     from cifar_resnets.build import build_datamodule, build_module, build_trainer
 
-    overrides = _bench_overrides(root, model, batch_size, warmup + steps) + _path_overrides(
-        path, compile_flag
-    )
+    overrides = bench_overrides(root, model, batch_size, warmup + steps) + _path_overrides(path, compile_flag)
     cfg = compose([*overrides, *extra], workdir / f"{path}_{model}_{batch_size}")
     L.seed_everything(cfg.seed)
     torch._dynamo.reset()
@@ -394,7 +394,7 @@ def raw_path(
     extra: Iterable[str] = (),
 ) -> Result:
     """``RawLoop``: the ``fast`` settings without Lightning (``extra``: cifar-train overrides on top)."""
-    overrides = _bench_overrides(root, model, batch_size, warmup + steps) + _path_overrides(
+    overrides = bench_overrides(root, model, batch_size, warmup + steps) + _path_overrides(
         "raw", compile_flag
     )
     cfg = compose([*overrides, *extra], workdir / f"raw_{model}_{batch_size}")
@@ -612,7 +612,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         workdir = Path(tmp)
         root, data_note = prepare_data(args.data_root, args.synthetic_train, workdir)
         report["data"] = data_note
-        check_overrides(args.override, _bench_overrides(root, args.model[0], args.batch_size[0], 1), workdir)
+        check_overrides(args.override, bench_overrides(root, args.model[0], args.batch_size[0], 1), workdir)
         print(f"cifar-bench on {report['device']}, torch {torch.__version__}; data: {data_note}", flush=True)
         results: list[Result] = []
         steps, extra = args.steps, args.override

@@ -34,7 +34,7 @@ import torch
 from cifar_resnets.bench import (
     CONF_DIR,
     BenchError,
-    _bench_overrides,
+    bench_overrides,
     build_raw_loop,
     compose,
     device_name,
@@ -133,7 +133,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="host-step-time-") as tmp:
         workdir = Path(tmp)
         root, data_note = prepare_data(args.data_root, images, workdir)
-        overrides = _bench_overrides(root, args.model, args.batch_size, args.steps) + [
+        overrides = bench_overrides(root, args.model, args.batch_size, args.steps) + [
             "data.loader=gpu",
             "model.compile=false",
             "module.cuda_graph=false",  # the no-op recorded step is attached by hand
