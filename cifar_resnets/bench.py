@@ -121,6 +121,26 @@ def _path_overrides(path: str, compile_flag: str) -> list[str]:
     return []
 
 
+def model_config_names() -> list[str]:
+    """The names ``--model`` accepts: the files of ``conf/model``."""
+    return sorted(f.stem for f in (CONF_DIR / "model").glob("*.yaml"))
+
+
+def _path_config(
+    root: Path,
+    model: str,
+    batch_size: int,
+    total_steps: int,
+    path: str,
+    compile_flag: str,
+    extra: Iterable[str],
+    workdir: Path,
+) -> Any:
+    """The composed config one timed path runs (``extra``: cifar-train overrides on top)."""
+    overrides = bench_overrides(root, model, batch_size, total_steps) + _path_overrides(path, compile_flag)
+    return compose([*overrides, *extra], workdir / f"{path}_{model}_{batch_size}")
+
+
 def bench_overrides(root: Path, model: str, batch_size: int, steps: int) -> list[str]:
     """cifar-train's config for timing ``steps`` training steps: no validation, checkpoint files,
     progress bar or test pass (disk and terminal work, not training)."""
@@ -277,8 +297,7 @@ def trainer_path(
     ``extra``: cifar-train overrides on top."""
     from cifar_resnets.build import build_datamodule, build_module, build_trainer
 
-    overrides = bench_overrides(root, model, batch_size, warmup + steps) + _path_overrides(path, compile_flag)
-    cfg = compose([*overrides, *extra], workdir / f"{path}_{model}_{batch_size}")
+    cfg = _path_config(root, model, batch_size, warmup + steps, path, compile_flag, extra, workdir)
     L.seed_everything(cfg.seed)
     torch._dynamo.reset()
     set_cudnn_benchmark(cfg)
@@ -358,7 +377,7 @@ def build_raw_loop(cfg: Any, total_steps: int, recorder: Recorder | None = None)
     from cifar_resnets.build import build_datamodule, build_module, resolve_precision, uses_step_graph
     from cifar_resnets.data.gpu_loader import GPUBatchLoader
     from cifar_resnets.module import AUTOCAST_DTYPES, parameter_groups
-    from cifar_resnets.step_graph import CapturedTrainStep
+    from cifar_resnets.step_graph import CapturedTrainStep, record_cuda_graph
 
     L.seed_everything(cfg.seed)
     torch._dynamo.reset()
@@ -376,10 +395,10 @@ def build_raw_loop(cfg: Any, total_steps: int, recorder: Recorder | None = None)
     opt = module.optimizer_factory(parameter_groups(module.net, cfg.module.weight_decay_bn_bias))
     sched = instantiate(cfg.schedule)(opt, total_steps=total_steps, steps_per_epoch=len(loader))
     runner = None
-    if recorder is not None:
-        runner = CapturedTrainStep(module.train_forward_backward, module.net.parameters, recorder=recorder)
-    elif uses_step_graph(cfg):
-        runner = CapturedTrainStep(module.train_forward_backward, module.net.parameters)
+    if recorder is not None or uses_step_graph(cfg):
+        runner = CapturedTrainStep(
+            module.train_forward_backward, module.net.parameters, recorder=recorder or record_cuda_graph
+        )
     return RawLoop(module, loader, opt, sched, runner, precision)
 
 
@@ -394,10 +413,7 @@ def raw_path(
     extra: Iterable[str] = (),
 ) -> Result:
     """``RawLoop``: the ``fast`` settings without Lightning (``extra``: cifar-train overrides on top)."""
-    overrides = bench_overrides(root, model, batch_size, warmup + steps) + _path_overrides(
-        "raw", compile_flag
-    )
-    cfg = compose([*overrides, *extra], workdir / f"raw_{model}_{batch_size}")
+    cfg = _path_config(root, model, batch_size, warmup + steps, "raw", compile_flag, extra, workdir)
     loop = build_raw_loop(cfg, warmup + steps)
     _reset_peak()
     t0 = 0.0
@@ -581,10 +597,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--paths: unknown {bad}; choose from {','.join(PATHS)}")
     if args.steps < 1 or min(args.batch_size) < 1 or args.epochs < 1:
         p.error("--steps, --batch-size and --epochs must be >= 1")
-    model_names = {f.stem for f in (CONF_DIR / "model").glob("*.yaml")}
+    model_names = model_config_names()
     unknown = [m for m in args.model if m not in model_names]
     if unknown:
-        p.error(f"--model: unknown {unknown}; choose from {', '.join(sorted(model_names))}")
+        p.error(f"--model: unknown {unknown}; choose from {', '.join(model_names)}")
     return args
 
 

@@ -32,12 +32,12 @@ import lightning as L
 import torch
 
 from cifar_resnets.bench import (
-    CONF_DIR,
     BenchError,
     bench_overrides,
     build_raw_loop,
     compose,
     device_name,
+    model_config_names,
     prepare_data,
 )
 from cifar_resnets.build import build_datamodule, build_module, build_trainer
@@ -111,7 +111,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.steps <= SKIPPED_STEPS + 1 or args.batch_size < 1 or args.log_every < 1:
         p.error(f"need --steps > {SKIPPED_STEPS + 1}, --batch-size >= 1 and --log-every >= 1")
-    models = sorted(f.stem for f in (CONF_DIR / "model").glob("*.yaml"))
+    models = model_config_names()
     if args.model not in models:
         p.error(f"--model {args.model} is not one of {', '.join(models)}")
     return args
