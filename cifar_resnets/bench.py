@@ -605,13 +605,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def checked_config(extra: list[str], base: list[str], workdir: Path) -> Any:
-    """The config with the ``--override`` values, composed once before any measurement so that a typo
-    costs no run."""
+    """The config with the ``--override`` values, composed and checked as cifar-train checks its own
+    (``check_config``) once before any measurement, so that a typo costs no run."""
+    from cifar_resnets.config_checks import ConfigError, check_config
+
     try:
-        return compose([*base, *extra], workdir / "override_check")
+        cfg = compose([*base, *extra], workdir / "override_check")
     except Exception as err:  # noqa: BLE001 - Hydra and OmegaConf raise several kinds; all mean the same
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise BenchError(f"--override {' '.join(extra)}: {first_line}") from None
+    try:
+        check_config(cfg)
+    except ConfigError as err:
+        raise BenchError(f"{err} (with --override {' '.join(extra)})" if extra else str(err)) from None
+    return cfg
 
 
 def default_warmup(path: str, graphs: bool, log_every: int) -> int:

@@ -157,6 +157,9 @@ def _check_trainer(cfg: DictConfig) -> None:
     clip = _get(cfg, "trainer.gradient_clip_val")
     if clip is not None and clip <= 0:
         raise ConfigError(f"trainer.gradient_clip_val={clip} must be positive (or null for no clipping)")
+    benchmark = _get(cfg, "trainer.benchmark")
+    if benchmark is not None and not isinstance(benchmark, bool):
+        raise ConfigError(f"trainer.benchmark={benchmark!r} must be true, false or null (cuDNN autotuning)")
     profiler = _get(cfg, "trainer.profiler")
     if profiler is not None and profiler not in LIGHTNING_PROFILERS:
         raise ConfigError(

@@ -44,6 +44,7 @@ BAD_CONFIGS = [
     ("logger.tensorboard.flush_secs=0", "logger.tensorboard.flush_secs"),
     ("logger.tensorboard.flush_secs=abc", "logger.tensorboard.flush_secs"),
     ("trainer.profiler=fancy", "trainer.profiler"),
+    ("trainer.benchmark=maybe", "trainer.benchmark"),
 ]
 
 

@@ -478,13 +478,19 @@ def test_bench_clock_stops_at_the_last_step_not_at_the_end_of_fit(synthetic_cifa
     assert timer.end is not None and timer.steps == 128 // 32 - 1
 
 
-@pytest.mark.parametrize("bad", [["--data-root", "nope"], ["--override", "nope.key=1"]])
+@pytest.mark.parametrize(
+    "bad", [["--data-root", "nope"], ["--override", "nope.key=1"], ["--override", "trainer.benchmark=maybe"]]
+)
 def test_cifar_bench_refuses_bad_input_in_one_line(tmp_path, bad):
-    args = [bad[0], str(tmp_path / bad[1]) if bad[0] == "--data-root" else bad[1], "--synthetic-train", "64"]
+    value = str(tmp_path / bad[1]) if bad[0] == "--data-root" else bad[1]
+    args = [bad[0], value, "--synthetic-train", "64", "--batch-size", "16"]
     proc = run_cli("cifar_resnets.bench", args, cwd=tmp_path, check=False)
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("cifar-bench: error:") and bad[0] in last
+    # The line names the bad value itself: the missing folder, or the overridden key.
+    assert last.startswith("cifar-bench: error:") and bad[0] in last and value.split("=")[0] in last
+    if bad[1] == "trainer.benchmark=maybe":  # refused by cifar-train's own check_config, before any run
+        assert "must be true, false or null" in last
 
 
 @pytest.mark.slow
