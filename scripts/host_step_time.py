@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     try:
         return measure(args)
-    except BenchError as err:
+    except (BenchError, OSError) as err:  # OSError: --json cannot be written (the numbers are printed first)
         print(f"host_step_time.py: error: {err}", file=sys.stderr)
         sys.exit(2)
 
