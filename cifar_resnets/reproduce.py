@@ -51,8 +51,8 @@ from cifar_resnets.tables import (
     to_csv,
     to_markdown,
 )
+from cifar_resnets.train_config import compose_train
 
-CONF_DIR = REPO / "conf"
 CIFAR_TRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000}
 
 
@@ -77,15 +77,7 @@ class Job:
 
 def compose_row(overrides: list[str]):
     """The ``cifar-train`` config a row's overrides give (Hydra compose API; reads no data)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-            return compose("train", overrides=overrides, return_hydra_config=True)
-    finally:
-        GlobalHydra.instance().clear()
+    return compose_train(overrides)
 
 
 def _get(cfg: Any, key: str, default: Any = None) -> Any:

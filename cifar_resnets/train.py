@@ -18,16 +18,13 @@ import hashlib
 import logging
 import os
 import sys
-from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-# An absolute path: a relative one is resolved as the Python package ``conf`` when the module is
-# imported (the ``cifar-train`` console script), which is not installed.
-CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+from cifar_resnets.train_config import CONF_DIR
 
 
 def short_name(text: str, limit: int = 120) -> str:
@@ -50,7 +47,7 @@ def _route_lightning_logs() -> None:
     lightning_log.propagate = True
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns test accuracy so sweepers can optimise it."""
     from cifar_resnets.reliability import TrainingDiverged

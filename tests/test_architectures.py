@@ -7,10 +7,11 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from train_helpers import compose_train, tiny_overrides
+from train_helpers import tiny_overrides
 
 from cifar_resnets.build import build_callbacks, build_datamodule, build_module, build_trainer
 from cifar_resnets.data.synthetic import write_synthetic_imagenet
+from cifar_resnets.train_config import compose_train
 from cifar_resnets.training import train
 
 # One training step on 16 images, one small validation and test batch.

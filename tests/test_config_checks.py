@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 from hydra.core.global_hydra import GlobalHydra
-from train_helpers import compose_train, tiny_overrides
+from train_helpers import tiny_overrides
 
 from cifar_resnets.config_checks import ConfigError, check_config
 from cifar_resnets.data.synthetic import write_synthetic_cifar
+from cifar_resnets.train_config import compose_train
 
 
 def run_main(args: list[str], monkeypatch, capsys) -> tuple[int, list[str]]:

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from train_helpers import compose_train, read_metrics, run_cli, tiny_overrides
+from train_helpers import read_metrics, run_cli, tiny_overrides
 
 from cifar_resnets.checkpoints import CheckpointError
 from cifar_resnets.evaluate import evaluate, keyvalue_to_options, main
 from cifar_resnets.inference import classification_report, fit_to_model, tta_views
+from cifar_resnets.train_config import compose_train
 from cifar_resnets.training import train
 
 _RUNS: dict[str, Path] = {}

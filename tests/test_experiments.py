@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from train_helpers import CONF_DIR, compose_train, tiny_overrides
+from train_helpers import tiny_overrides
 
+from cifar_resnets.train_config import CONF_DIR, compose_train
 from cifar_resnets.training import train
 
 EXPERIMENTS = sorted(

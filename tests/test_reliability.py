@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import compose_train, read_metrics, run_cli, tiny_overrides
+from train_helpers import read_metrics, run_cli, tiny_overrides
 
 from cifar_resnets.checkpoint_io import (
     KILL_AFTER_SAVE_ENV,
@@ -30,6 +30,7 @@ from cifar_resnets.checkpoint_io import (
 )
 from cifar_resnets.checkpoints import CheckpointError, load_model, read_checkpoint
 from cifar_resnets.reliability import EXIT_INTERRUPTED, DivergenceGuard, TrainingDiverged
+from cifar_resnets.train_config import compose_train
 from cifar_resnets.training import train
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from lightning.pytorch.callbacks import EMAWeightAveraging
-from train_helpers import REPO, compose_train, run_cli, run_gpu_script, tiny_overrides
+from train_helpers import REPO, run_cli, run_gpu_script, tiny_overrides
 
 from cifar_resnets import build
 from cifar_resnets.build import (
@@ -26,6 +26,7 @@ from cifar_resnets.build import (
 )
 from cifar_resnets.ema import EMAConfigError, FastEMA
 from cifar_resnets.models.cifar_resnet import CifarResNet
+from cifar_resnets.train_config import compose_train
 
 
 def _fit(cfg, callbacks=(), **trainer_overrides):

@@ -16,11 +16,12 @@ import logging
 import lightning as L
 import pytest
 import torch
-from train_helpers import compose_train, tiny_overrides
+from train_helpers import tiny_overrides
 
 from cifar_resnets.build import build_datamodule, build_module, build_trainer
 from cifar_resnets.ema import FastEMA
 from cifar_resnets.step_graph import CapturedTrainStep
+from cifar_resnets.train_config import compose_train
 
 
 class EmulatedGraph:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import CONF_DIR, compose_train, read_metrics, run_cli, tiny_overrides
+from train_helpers import read_metrics, run_cli, tiny_overrides
 
+from cifar_resnets.train_config import CONF_DIR, compose_train
 from cifar_resnets.training import train
 
 GROUPS = ["data", "model", "optim", "schedule", "augment", "trainer", "callbacks", "logger"]

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import compose_train, tiny_overrides
+from train_helpers import tiny_overrides
 
 from cifar_resnets.models import CifarResNet, WeightsMismatchError
+from cifar_resnets.train_config import compose_train
 from cifar_resnets.training import train
 
 PRETRAIN_CLASSES = "[0,1,2,3,4]"

@@ -8,12 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig, open_dict
-
 REPO = Path(__file__).resolve().parents[1]
-CONF_DIR = REPO / "conf"
 
 
 def tiny_overrides(data_root: Path, **extra: object) -> list[str]:
@@ -34,20 +29,6 @@ def tiny_overrides(data_root: Path, **extra: object) -> list[str]:
     }
     overrides.update(extra)
     return [f"{k}={'null' if v is None else v}" for k, v in overrides.items()]
-
-
-def compose_train(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
-    """The ``train`` config with Hydra's compose API (and, if given, a fixed output folder)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    if output_dir is not None:
-        from hydra.core.hydra_config import HydraConfig
-
-        with open_dict(cfg):
-            cfg.hydra.runtime.output_dir = str(output_dir)
-        HydraConfig.instance().set_config(cfg)
-    return cfg
 
 
 def run_cli(

@@ -28,9 +28,9 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from cifar_resnets.bench import compose
 from cifar_resnets.build import build_datamodule, build_module, build_trainer
 from cifar_resnets.data.synthetic import write_synthetic_cifar
+from cifar_resnets.train_config import compose_train
 
 HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__")
 
@@ -51,7 +51,7 @@ def build(root: str, workdir: Path, model: str, batch_size: int, steps: int, log
     ]
     if not torch.cuda.is_available():
         overrides += ["data.num_train=512", "callbacks.progress_bar=null"]
-    cfg = compose(overrides, workdir / name)
+    cfg = compose_train(overrides, workdir / name)
     L.seed_everything(cfg.seed)
     datamodule = build_datamodule(cfg)
     return build_module(cfg, datamodule.num_classes), datamodule, build_trainer(cfg)

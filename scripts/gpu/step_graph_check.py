@@ -18,8 +18,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from cifar_resnets.bench import compose
 from cifar_resnets.build import build_datamodule, build_module, build_trainer
+from cifar_resnets.train_config import compose_train
 
 
 def fit(
@@ -40,7 +40,7 @@ def fit(
         f"module.cuda_graph={str(graph).lower()}",
         "test_after_fit=false",
     ]
-    cfg = compose(overrides, workdir / f"{precision}_{graph}_{len(list(workdir.iterdir()))}")
+    cfg = compose_train(overrides, workdir / f"{precision}_{graph}_{len(list(workdir.iterdir()))}")
     L.seed_everything(cfg.seed)
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule.num_classes)
