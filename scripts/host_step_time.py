@@ -31,17 +31,14 @@ from typing import Any
 import lightning as L
 import torch
 
-from cifar_resnets.bench import (
-    BenchError,
-    bench_overrides,
-    build_raw_loop,
-    compose,
-    device_name,
-    model_config_names,
-    prepare_data,
-)
+from cifar_resnets.bench.data import prepare_data
+from cifar_resnets.bench.device import device_name
+from cifar_resnets.bench.path_config import bench_overrides, model_config_names
+from cifar_resnets.bench.raw_loop import build_raw_loop
+from cifar_resnets.bench.results import BenchError
 from cifar_resnets.build import build_datamodule, build_module, build_trainer
 from cifar_resnets.step_graph import CapturedTrainStep
+from cifar_resnets.train_config import compose_train
 
 SKIPPED_STEPS = 10  # warm-up and recording (the real step runs there), not timed
 SYNTHETIC_MAX = 20_000  # synthetic training images at most (written to a temporary folder)
@@ -139,8 +136,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "module.cuda_graph=false",  # the no-op recorded step is attached by hand
             f"trainer.log_every_n_steps={args.log_every}",
         ]
-        raw = raw_steps(compose(overrides, workdir / "raw"), args.steps)
-        suite = suite_steps(compose(overrides, workdir / "suite"))
+        raw = raw_steps(compose_train(overrides, workdir / "raw"), args.steps)
+        suite = suite_steps(compose_train(overrides, workdir / "suite"))
     report = {
         "device": device_name(),
         "model": args.model,

@@ -406,7 +406,7 @@ def test_cifar_bench_runs_end_to_end_on_cpu(tmp_path):
 def test_bench_warmup_covers_the_first_logging_step():
     """The first self.log of a process costs ~0.2 s of host time, once: the default warm-up of every path
     but the seed-style loop ends after the first logging step, so it is not timed as a per-step cost."""
-    from cifar_resnets.bench import default_warmup
+    from cifar_resnets.bench.path_config import default_warmup
 
     assert default_warmup("seed", graphs=True, log_every=50) == 20
     for path in ("suite", "fast", "eager", "raw"):
@@ -416,16 +416,17 @@ def test_bench_warmup_covers_the_first_logging_step():
 
 
 def test_bench_paths_set_cudnn_autotuning_from_the_config_only(tmp_path):
-    from cifar_resnets.bench import compose, set_cudnn_benchmark
+    from cifar_resnets.bench.path_config import set_cudnn_benchmark
 
-    set_cudnn_benchmark(compose(["trainer.benchmark=true"], tmp_path))
+    set_cudnn_benchmark(compose_train(["trainer.benchmark=true"], tmp_path))
     assert torch.backends.cudnn.benchmark
-    set_cudnn_benchmark(compose([], tmp_path))  # null: off again, not left from the path before
+    set_cudnn_benchmark(compose_train([], tmp_path))  # null: off again, not left from the path before
     assert not torch.backends.cudnn.benchmark
 
 
 def test_table6_extrapolation_sums_the_nine_runs():
-    from cifar_resnets.bench import Result, seconds_per_image_in_depth, table6_seconds, time_to_table
+    from cifar_resnets.bench.results import Result
+    from cifar_resnets.bench.table6 import seconds_per_image_in_depth, table6_seconds, time_to_table
 
     images = 64_000 * 128
     # One depth: all nine runs costed like it.
@@ -456,9 +457,9 @@ def test_bench_clock_stops_at_the_last_step_not_at_the_end_of_fit(synthetic_cifa
     end-of-fit work (epoch-end logs, on_train_end hooks) counts as a per-step cost."""
     import lightning as L
 
-    from cifar_resnets.bench import _StepTimer
+    from cifar_resnets.bench.trainer_paths import StepTimer
 
-    timer = _StepTimer(warmup=1)
+    timer = StepTimer(warmup=1)
     stopped_before: list[str] = []
 
     class EndOfFit(L.Callback):  # runs after the timer in every hook
@@ -474,7 +475,7 @@ def test_bench_clock_stops_at_the_last_step_not_at_the_end_of_fit(synthetic_cifa
     assert stopped_before == ["epoch end", "train end"]
     assert timer.steps == 3 and timer.end > timer.start
     # A fit that ends on max_epochs stops the clock at on_train_end.
-    timer = _StepTimer(warmup=1)
+    timer = StepTimer(warmup=1)
     _fit(_tiny(synthetic_cifar10, tmp_path, **{"trainer.max_steps": -1}), callbacks=[timer])
     assert timer.end is not None and timer.steps == 128 // 32 - 1
 

@@ -93,7 +93,8 @@ fi
 import json, sys
 from pathlib import Path
 
-from cifar_resnets.bench import Result, format_table, time_to_table
+from cifar_resnets.bench.results import Result, format_table
+from cifar_resnets.bench.table6 import time_to_table
 
 out = Path(sys.argv[1])
 reports = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json")) if p.stem != "summary"}

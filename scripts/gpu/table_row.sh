@@ -115,7 +115,7 @@ fi
 import json, sys
 from pathlib import Path
 
-from cifar_resnets.bench import TABLE6_BATCH, TABLE6_DEPTHS, TABLE6_STEPS, cifar_depth, seconds_per_image_in_depth
+from cifar_resnets.bench.table6 import TABLE6_BATCH, TABLE6_DEPTHS, TABLE6_STEPS, cifar_depth, seconds_per_image_in_depth
 
 out, row_wall, steps, note, mps_note = Path(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), *sys.argv[4:6]
 row_file = out / "row" / "metrics.json"

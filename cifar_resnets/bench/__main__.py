@@ -1,0 +1,3 @@
+from cifar_resnets.bench.cli import main
+
+main()
