@@ -495,6 +495,19 @@ def test_cifar_bench_refuses_bad_input_in_one_line(tmp_path, bad):
         assert "must be true, false or null" in last
 
 
+def test_cifar_bench_refuses_an_unwritable_json_before_measuring(tmp_path):
+    blocker = tmp_path / "results"
+    blocker.write_text("kept\n")  # a file where --json wants a folder
+    for target, says in ((tmp_path, "is a folder"), (blocker / "bench.json", "cannot make its folder")):
+        args = ["--json", str(target), "--synthetic-train", "64", "--batch-size", "16", "--paths", "seed"]
+        proc = run_cli("cifar_resnets.bench", args, cwd=tmp_path, check=False)
+        assert proc.returncode == 2
+        assert proc.stderr.strip().splitlines() == [proc.stderr.strip().splitlines()[-1]]  # one line
+        assert proc.stderr.startswith(f"cifar-bench: error: --json {target}") and says in proc.stderr
+        assert "images/s" not in proc.stdout  # refused before the first measurement
+    assert blocker.read_text() == "kept\n"
+
+
 @pytest.mark.slow
 def test_gpu_bench_script_runs_tiny_on_cpu(tmp_path, synthetic_cifar10):
     run_gpu_script("bench.sh", tmp_path, BENCH_DATA=str(synthetic_cifar10))

@@ -81,6 +81,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def check_json_target(path: Path | None) -> None:
+    """Refuse a ``--json`` file that could not be written before any measurement, not after them all.
+
+    Its folder is made here; an existing file is left as it is until the first result replaces it.
+    """
+    if path is None:
+        return
+    if path.is_dir():
+        raise BenchError(f"--json {path} is a folder; name a file inside it, e.g. {path / 'bench.json'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise BenchError(
+            f"--json {path}: cannot make its folder ({err.strerror}); name a writable place"
+        ) from None
+    target = path if path.exists() else path.parent
+    if not os.access(target, os.W_OK):
+        raise BenchError(f"--json {path}: {target} is not writable; name a writable place")
+
+
 def checked_config(extra: list[str], base: list[str], workdir: Path) -> Any:
     """The config with the ``--override`` values, composed and checked as cifar-train checks its own
     (``check_config``) once before any measurement, so that a typo costs no run."""
@@ -120,6 +140,7 @@ def measure(
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    check_json_target(args.json)
     report: dict[str, Any] = {
         "device": device_name(),
         "torch": torch.__version__,
@@ -128,8 +149,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     def save() -> None:
         if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(report, indent=1) + "\n")
+            try:
+                args.json.write_text(json.dumps(report, indent=1) + "\n")
+            except OSError as err:  # checked writable up front; a full disk can still refuse it
+                raise BenchError(
+                    f"--json {args.json}: {err.strerror} (the results are printed above)"
+                ) from None
 
     with tempfile.TemporaryDirectory(prefix="cifar-bench-") as tmp:
         workdir = Path(tmp)
