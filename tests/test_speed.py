@@ -498,7 +498,7 @@ def test_cifar_bench_refuses_bad_input_in_one_line(tmp_path, bad):
 def test_cifar_bench_refuses_an_unwritable_json_before_measuring(tmp_path):
     blocker = tmp_path / "results"
     blocker.write_text("kept\n")  # a file where --json wants a folder
-    for target, says in ((tmp_path, "is a folder"), (blocker / "bench.json", "cannot make its folder")):
+    for target, says in ((tmp_path, "is a folder"), (blocker / "bench.json", "is a file, not a folder")):
         args = ["--json", str(target), "--synthetic-train", "64", "--batch-size", "16", "--paths", "seed"]
         proc = run_cli("cifar_resnets.bench", args, cwd=tmp_path, check=False)
         assert proc.returncode == 2

@@ -90,6 +90,9 @@ def check_json_target(path: Path | None) -> None:
         return
     if path.is_dir():
         raise BenchError(f"--json {path} is a folder; name a file inside it, e.g. {path / 'bench.json'}")
+    nearest = next(p for p in path.parents if p.exists())  # the root always exists
+    if not nearest.is_dir():
+        raise BenchError(f"--json {path}: {nearest} is a file, not a folder; name another place")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
