@@ -193,6 +193,15 @@ def _plugins() -> list[Any]:
     return plugins
 
 
+def cudnn_benchmark(cfg: DictConfig) -> bool:
+    """``trainer.benchmark`` with null read as off, torch's default.
+
+    Lightning leaves cuDNN's flag as it finds it when the key is null, so a second fit in one process
+    (``cifar-reproduce --in-process``, ``cifar-bench``'s paths) would inherit the autotuning of the first.
+    """
+    return bool(cfg.trainer.get("benchmark") or False)
+
+
 def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
     callbacks = build_callbacks(cfg)
     loggers = build_loggers(cfg)
@@ -205,6 +214,7 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
         "default_root_dir": cfg.paths.output_dir,
         "enable_progress_bar": any(isinstance(c, L.pytorch.callbacks.ProgressBar) for c in callbacks),
         "plugins": _plugins(),
+        "benchmark": cudnn_benchmark(cfg),
     }
     if cfg.trainer.get("profiler") is None:
         kwargs["profiler"] = NoProfiler()

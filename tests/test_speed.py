@@ -415,12 +415,12 @@ def test_bench_warmup_covers_the_first_logging_step():
         assert default_warmup(path, graphs=False, log_every=200) == 210
 
 
-def test_bench_paths_set_cudnn_autotuning_from_the_config_only(tmp_path):
-    from cifar_resnets.bench.path_config import set_cudnn_benchmark
-
-    set_cudnn_benchmark(compose_train(["trainer.benchmark=true"], tmp_path))
+def test_every_trainer_sets_cudnn_autotuning_from_its_config_only(tmp_path):
+    """A second fit in one process (cifar-reproduce --in-process, cifar-bench's paths) must not inherit
+    the first one's autotuning: Lightning leaves the flag as it finds it when trainer.benchmark is null."""
+    build.build_trainer(compose_train(["trainer.benchmark=true", "trainer.accelerator=cpu"], tmp_path / "a"))
     assert torch.backends.cudnn.benchmark
-    set_cudnn_benchmark(compose_train([], tmp_path))  # null: off again, not left from the path before
+    build.build_trainer(compose_train(["trainer.accelerator=cpu"], tmp_path / "b"))  # null: off again
     assert not torch.backends.cudnn.benchmark
 
 

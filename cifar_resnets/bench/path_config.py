@@ -63,12 +63,6 @@ def path_config(
     return compose_train([*overrides, *extra], workdir / f"{path}_{model}_{batch_size}")
 
 
-def set_cudnn_benchmark(cfg: Any) -> None:
-    """cuDNN autotuning as ``trainer.benchmark`` asks, off when it is null. Lightning sets the flag only
-    when the key is given, so without this one path's setting would carry over to the next."""
-    torch.backends.cudnn.benchmark = bool(cfg.trainer.get("benchmark") or False)
-
-
 def describe_path(cfg: Any, loader: str, step_graph: Any) -> str:
     """The settings a measurement ran with, for the table's notes column."""
     from cifar_resnets.build import CUDA_GRAPH_MODES, compile_mode

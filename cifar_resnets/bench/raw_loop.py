@@ -17,7 +17,7 @@ import lightning as L
 import torch
 
 from cifar_resnets.bench.device import peak_memory_mib, reset_peak_memory, sync, training_device
-from cifar_resnets.bench.path_config import describe_path, path_config, set_cudnn_benchmark
+from cifar_resnets.bench.path_config import describe_path, path_config
 from cifar_resnets.bench.results import Result
 from cifar_resnets.step_graph import Recorder
 
@@ -57,14 +57,20 @@ def build_raw_loop(cfg: Any, total_steps: int, recorder: Recorder | None = None)
     """A ``RawLoop`` from a composed ``train`` config; ``recorder`` replaces CUDA graph recording."""
     from hydra.utils import instantiate
 
-    from cifar_resnets.build import build_datamodule, build_module, resolve_precision, uses_step_graph
+    from cifar_resnets.build import (
+        build_datamodule,
+        build_module,
+        cudnn_benchmark,
+        resolve_precision,
+        uses_step_graph,
+    )
     from cifar_resnets.data.gpu_loader import GPUBatchLoader
     from cifar_resnets.module import AUTOCAST_DTYPES, parameter_groups
     from cifar_resnets.step_graph import CapturedTrainStep, record_cuda_graph
 
     L.seed_everything(cfg.seed)
     torch._dynamo.reset()
-    set_cudnn_benchmark(cfg)
+    torch.backends.cudnn.benchmark = cudnn_benchmark(cfg)  # as build_trainer sets it for the Trainer
     device = training_device()
     dm = build_datamodule(cfg)
     images, labels = dm.train_arrays()

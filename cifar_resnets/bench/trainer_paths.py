@@ -14,7 +14,7 @@ import lightning as L
 import torch
 
 from cifar_resnets.bench.device import peak_memory_mib, reset_peak_memory, sync
-from cifar_resnets.bench.path_config import describe_path, path_config, set_cudnn_benchmark
+from cifar_resnets.bench.path_config import describe_path, path_config
 from cifar_resnets.bench.results import BenchError, Result
 
 
@@ -68,8 +68,7 @@ def trainer_path(
 
     cfg = path_config(root, model, batch_size, warmup + steps, path, compile_flag, extra, workdir)
     L.seed_everything(cfg.seed)
-    torch._dynamo.reset()
-    set_cudnn_benchmark(cfg)
+    torch._dynamo.reset()  # cuDNN autotuning: build_trainer sets it from the config
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule.num_classes)
     timer = StepTimer(warmup)
