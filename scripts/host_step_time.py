@@ -33,9 +33,9 @@ import torch
 
 from cifar_resnets.bench.data import prepare_data
 from cifar_resnets.bench.device import device_name
-from cifar_resnets.bench.path_config import bench_overrides, model_config_names
+from cifar_resnets.bench.path_config import bench_overrides, model_config_names, path_overrides
 from cifar_resnets.bench.raw_loop import build_raw_loop
-from cifar_resnets.bench.results import BenchError
+from cifar_resnets.bench.results import BenchError, check_json_target
 from cifar_resnets.build import build_datamodule, build_module, build_trainer
 from cifar_resnets.step_graph import CapturedTrainStep
 from cifar_resnets.train_config import compose_train
@@ -124,16 +124,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
+    check_json_target(args.json)
     # Synthetic data for one epoch where small enough; otherwise epoch ends fall among the timed steps
     # (a few in a thousand: the median and 90th percentile do not see them).
     images = min(args.batch_size * (args.steps + 1), SYNTHETIC_MAX)
     with tempfile.TemporaryDirectory(prefix="host-step-time-") as tmp:
         workdir = Path(tmp)
         root, data_note = prepare_data(args.data_root, images, workdir)
-        overrides = bench_overrides(root, args.model, args.batch_size, args.steps) + [
-            "data.loader=gpu",
-            "model.compile=false",
-            "module.cuda_graph=false",  # the no-op recorded step is attached by hand
+        overrides = [
+            *bench_overrides(root, args.model, args.batch_size, args.steps),
+            *path_overrides("eager", "off"),  # the no-op recorded step is attached by hand
             f"trainer.log_every_n_steps={args.log_every}",
         ]
         raw = raw_steps(compose_train(overrides, workdir / "raw"), args.steps)
@@ -154,7 +154,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  {path:5s}: median {median:8.1f} us  p90 {p90:8.1f} us  ({n} steps)")
     print(f"  the Trainer adds {report['trainer_extra_us']:.1f} us per step (difference of medians)")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1) + "\n")
     return report
 

@@ -545,10 +545,12 @@ def test_host_step_time_times_both_paths_with_the_step_stubbed(tmp_path):
     assert "SYNTHETIC" in report["data"]
 
 
-@pytest.mark.parametrize("args", [["--data-root", "missing"], ["--model", "resnet21"], ["--steps", "5"]])
+@pytest.mark.parametrize(
+    "args", [["--data-root", "missing"], ["--model", "resnet21"], ["--steps", "5"], ["--json", "."]]
+)
 def test_host_step_time_refuses_bad_arguments_in_one_line(tmp_path, capsys, args):
     tool = _host_step_time()
-    if args[0] == "--data-root":
+    if args[0] in ("--data-root", "--json"):  # a missing folder; a folder where a file belongs
         args = [args[0], str(tmp_path / args[1])]
     with pytest.raises(SystemExit) as exit_info:
         tool.main(args)

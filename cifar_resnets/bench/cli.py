@@ -28,7 +28,7 @@ from cifar_resnets.bench.data import prepare_data
 from cifar_resnets.bench.device import device_name
 from cifar_resnets.bench.path_config import bench_overrides, default_warmup, model_config_names
 from cifar_resnets.bench.raw_loop import raw_path
-from cifar_resnets.bench.results import PATHS, BenchError, Result, format_table
+from cifar_resnets.bench.results import PATHS, BenchError, Result, check_json_target, format_table
 from cifar_resnets.bench.seed_loop import seed_path
 from cifar_resnets.bench.table6 import time_to_table
 from cifar_resnets.bench.time_to_accuracy import time_to_accuracy
@@ -79,29 +79,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         p.error(f"--model: unknown {unknown}; choose from {', '.join(model_names)}")
     return args
-
-
-def check_json_target(path: Path | None) -> None:
-    """Refuse a ``--json`` file that could not be written before any measurement, not after them all.
-
-    Its folder is made here; an existing file is left as it is until the first result replaces it.
-    """
-    if path is None:
-        return
-    if path.is_dir():
-        raise BenchError(f"--json {path} is a folder; name a file inside it, e.g. {path / 'bench.json'}")
-    nearest = next(p for p in path.parents if p.exists())  # the root always exists
-    if not nearest.is_dir():
-        raise BenchError(f"--json {path}: {nearest} is a file, not a folder; name another place")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise BenchError(
-            f"--json {path}: cannot make its folder ({err.strerror}); name a writable place"
-        ) from None
-    target = path if path.exists() else path.parent
-    if not os.access(target, os.W_OK):
-        raise BenchError(f"--json {path}: {target} is not writable; name a writable place")
 
 
 def checked_config(extra: list[str], base: list[str], workdir: Path) -> Any:

@@ -1,8 +1,11 @@
-"""One measurement of training images/s, and the Markdown table that compares measurements."""
+"""One measurement of training images/s, the Markdown table that compares measurements, and the
+JSON file they are written to."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 PATHS = ("seed", "suite", "fast", "eager", "raw")
 
@@ -49,3 +52,26 @@ def format_table(results: list[Result]) -> str:
             f"| {r.precision} | {r.notes} |"
         )
     return "\n".join(lines)
+
+
+def check_json_target(path: Path | None) -> None:
+    """Refuse a ``--json`` file that could not be written before any measurement, not after them all.
+
+    Its folder is made here; an existing file is left as it is until the first result replaces it.
+    """
+    if path is None:
+        return
+    if path.is_dir():
+        raise BenchError(f"--json {path} is a folder; name a file inside it, e.g. {path / 'bench.json'}")
+    nearest = next(p for p in path.parents if p.exists())  # the root always exists
+    if not nearest.is_dir():
+        raise BenchError(f"--json {path}: {nearest} is a file, not a folder; name another place")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise BenchError(
+            f"--json {path}: cannot make its folder ({err.strerror}); name a writable place"
+        ) from None
+    target = path if path.exists() else path.parent
+    if not os.access(target, os.W_OK):
+        raise BenchError(f"--json {path}: {target} is not writable; name a writable place")
