@@ -75,11 +75,6 @@ class Job:
 # ----------------------------------------------------------------------------- configs
 
 
-def compose_row(overrides: list[str]):
-    """The ``cifar-train`` config a row's overrides give (Hydra compose API; reads no data)."""
-    return compose_train(overrides)
-
-
 def _get(cfg: Any, key: str, default: Any = None) -> Any:
     from omegaconf import OmegaConf
 
@@ -159,7 +154,7 @@ def row_images(cfg: Any, row: RowSpec) -> int | None:
 
 def row_gpu_hours(table: TableSpec, row: RowSpec, seeds: int) -> float | None:
     try:
-        cfg = compose_row([*row.overrides, *table.common])
+        cfg = compose_train([*row.overrides, *table.common])
     except Exception:  # a row whose experiment is not there yet has no estimate
         return None
     images = row_images(cfg, row)
@@ -248,7 +243,7 @@ def job_overrides(
 ) -> list[str]:
     overrides = [*row.overrides, *table.common]
     if args.smoke:
-        cfg = compose_row([*overrides, *args.overrides])
+        cfg = compose_train([*overrides, *args.overrides])
         overrides += [*smoke_overrides(cfg), *table.smoke]
     if smoke_data is not None:
         overrides.append(f"paths.data_dir={smoke_data}")
@@ -294,7 +289,7 @@ def run_job_in_process(job: Job, overrides: list[str]) -> tuple[int, str]:
     from cifar_resnets.training import train
 
     try:
-        cfg = compose_row([*overrides, f"seed={job.seed}", f"run_name={job.row.name}"])
+        cfg = compose_train([*overrides, f"seed={job.seed}", f"run_name={job.row.name}"])
         with open_dict(cfg):
             cfg.hydra.runtime.output_dir = str(job.dir)
             if job.action == "resume":
