@@ -23,13 +23,13 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 from train_helpers import REPO, tiny_overrides
 
-from cifar_resnets.app_launcher import parse_args, streamlit_args
-from cifar_resnets.checkpoints import CheckpointError, load_model
+from cifar_resnets.cli.app import parse_args, streamlit_args
+from cifar_resnets.config.compose import compose_train
 from cifar_resnets.data.synthetic import CIFAR10_CLASSES, _prototypes
-from cifar_resnets.images import ImageDecodeError, Preprocess, decode_image
-from cifar_resnets.runs import find_checkpoints, find_runs, group_sweeps, read_scalars
-from cifar_resnets.train_config import compose_train
-from cifar_resnets.training import train
+from cifar_resnets.inference.checkpoint import CheckpointError, load_model
+from cifar_resnets.inference.preprocess import ImageDecodeError, Preprocess, decode_image
+from cifar_resnets.reporting.runs import find_checkpoints, find_runs, group_sweeps, read_scalars
+from cifar_resnets.training.train import train
 
 APP = REPO / "cifar_resnets" / "app.py"
 RUN_NAME = "03-04-05_resnet8_cifar10"

@@ -53,7 +53,7 @@ def free_port() -> int:
 def app_command(outputs: Path, port: int) -> list[str]:
     """The installed `cifar-app` script next to this interpreter, else the same module with -m."""
     script = Path(sys.executable).with_name("cifar-app")
-    head = [str(script)] if script.is_file() else [sys.executable, "-m", "cifar_resnets.app_launcher"]
+    head = [str(script)] if script.is_file() else [sys.executable, "-m", "cifar_resnets.cli.app"]
     return [*head, "--outputs", str(outputs), "--port", str(port), "--address", "127.0.0.1"]
 
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 from train_helpers import tiny_overrides
 
-from cifar_resnets.build import build_callbacks, build_datamodule, build_module, build_trainer
+from cifar_resnets.config.compose import compose_train
 from cifar_resnets.data.synthetic import write_synthetic_imagenet
-from cifar_resnets.train_config import compose_train
-from cifar_resnets.training import train
+from cifar_resnets.training.build import build_callbacks, build_datamodule, build_module, build_trainer
+from cifar_resnets.training.train import train
 
 # One training step on 16 images, one small validation and test batch.
 ONE_STEP = {

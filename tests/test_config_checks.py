@@ -16,14 +16,14 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 from train_helpers import tiny_overrides
 
-from cifar_resnets.config_checks import ConfigError, check_config
+from cifar_resnets.config.checks import ConfigError, check_config
+from cifar_resnets.config.compose import compose_train
 from cifar_resnets.data.synthetic import write_synthetic_cifar
-from cifar_resnets.train_config import compose_train
 
 
 def run_main(args: list[str], monkeypatch, capsys) -> tuple[int, list[str]]:
     """``cifar-train args`` in this process; returns (exit status, error lines on stderr)."""
-    from cifar_resnets.train import main
+    from cifar_resnets.cli.train import main
 
     GlobalHydra.instance().clear()
     monkeypatch.setattr(sys, "argv", ["cifar-train", *args])

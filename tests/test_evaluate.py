@@ -14,11 +14,13 @@ import torch
 from PIL import Image
 from train_helpers import read_metrics, run_cli, tiny_overrides
 
-from cifar_resnets.checkpoints import CheckpointError
-from cifar_resnets.evaluate import evaluate, keyvalue_to_options, main
-from cifar_resnets.inference import classification_report, fit_to_model, tta_views
-from cifar_resnets.train_config import compose_train
-from cifar_resnets.training import train
+from cifar_resnets.cli.common import keyvalue_to_options
+from cifar_resnets.cli.evaluate import main
+from cifar_resnets.config.compose import compose_train
+from cifar_resnets.inference.checkpoint import CheckpointError
+from cifar_resnets.inference.evaluate import evaluate
+from cifar_resnets.inference.predict import classification_report, fit_to_model, tta_views
+from cifar_resnets.training.train import train
 
 _RUNS: dict[str, Path] = {}
 
@@ -207,7 +209,7 @@ def test_missing_data_gives_one_line_error(ckpt: Path, tmp_path: Path, capsys) -
 def test_cli_subprocess(ckpt: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = run_cli(
-        "cifar_resnets.evaluate",
+        "cifar_resnets.cli.evaluate",
         [f"ckpt={ckpt}", "tta=flip", f"out_dir={out}", "batch_size=100", "device=cpu"],
         cwd=tmp_path,
     )

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from train_helpers import tiny_overrides
 
-from cifar_resnets.train_config import CONF_DIR, compose_train
-from cifar_resnets.training import train
+from cifar_resnets.config.compose import CONF_DIR, compose_train
+from cifar_resnets.training.train import train
 
 EXPERIMENTS = sorted(
     p.relative_to(CONF_DIR / "experiment").with_suffix("").as_posix()

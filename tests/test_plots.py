@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from torch.utils.tensorboard import SummaryWriter
 
-from cifar_resnets.plots import (
+from cifar_resnets.reporting.plots import (
     plot_comparison,
     plot_confusion_matrix,
     read_scalars,
     write_training_history,
 )
-from cifar_resnets.tables import RowResult, RowSpec, TableSpec, run_hparams, to_csv, to_markdown
+from cifar_resnets.reproduce.tables import RowResult, RowSpec, TableSpec, run_hparams, to_csv, to_markdown
 
 
 def is_png(path: Path) -> bool:
@@ -68,7 +68,7 @@ def test_run_hparams_are_flat_scalars() -> None:
         "model": {"name": "resnet20"},
         "data": {"name": "cifar10", "batch_size": 128},
         "optim": {"_target_": "torch.optim.SGD", "lr": 0.1, "weight_decay": 1e-4},
-        "schedule": {"_target_": "cifar_resnets.schedules.multistep"},
+        "schedule": {"_target_": "cifar_resnets.training.schedules.multistep"},
         "trainer": {"max_epochs": -1, "max_steps": 64000},
         "seed": 3,
     }

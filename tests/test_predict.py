@@ -14,13 +14,19 @@ from PIL import Image
 from test_evaluate import Evil, trained_run
 from train_helpers import run_cli
 
+from cifar_resnets.cli.predict import main
 from cifar_resnets.data.cifar_files import load_cifar_pickle
-from cifar_resnets.inputs import InputError, read_image, read_image_folder, read_input, read_npy_images
-from cifar_resnets.predict import (
+from cifar_resnets.inference.inputs import (
+    InputError,
+    read_image,
+    read_image_folder,
+    read_input,
+    read_npy_images,
+)
+from cifar_resnets.inference.methods import (
     PredictError,
     apply_thresholds,
     ensemble_csvs,
-    main,
     majority_vote,
     predict,
     predict_csvs,
@@ -289,7 +295,7 @@ def test_tuning_without_a_validation_split_says_so(ckpt: Path, test_batch: Path,
 def test_cli_subprocess_npy_with_probs(ckpt: Path, tmp_path: Path) -> None:
     np.save(tmp_path / "x.npy", np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8))
     run_cli(
-        "cifar_resnets.predict",
+        "cifar_resnets.cli.predict",
         ["--ckpt", str(ckpt), "--input", "x.npy", "--method", "tta", "--out", "p.csv", "--probs"],
         cwd=tmp_path,
     )

@@ -8,7 +8,7 @@ import shlex
 import pytest
 from train_helpers import REPO
 
-from cifar_resnets.train_config import compose_train
+from cifar_resnets.config.compose import compose_train
 
 README = (REPO / "README.md").read_text()
 CODE = "\n".join(re.findall(r"```bash\n(.*?)```", README, flags=re.S))

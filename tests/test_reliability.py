@@ -20,7 +20,10 @@ import pytest
 import torch
 from train_helpers import read_metrics, run_cli, tiny_overrides
 
-from cifar_resnets.checkpoint_io import (
+from cifar_resnets.config.compose import compose_train
+from cifar_resnets.inference.checkpoint import CheckpointError, load_model, read_checkpoint
+from cifar_resnets.training.callbacks.reliability import EXIT_INTERRUPTED, DivergenceGuard, TrainingDiverged
+from cifar_resnets.training.checkpoint_io import (
     KILL_AFTER_SAVE_ENV,
     KILL_DURING_SAVE_ENV,
     TEMP_PREFIX,
@@ -28,10 +31,7 @@ from cifar_resnets.checkpoint_io import (
     atomic_torch_save,
     remove_stale_partials,
 )
-from cifar_resnets.checkpoints import CheckpointError, load_model, read_checkpoint
-from cifar_resnets.reliability import EXIT_INTERRUPTED, DivergenceGuard, TrainingDiverged
-from cifar_resnets.train_config import compose_train
-from cifar_resnets.training import train
+from cifar_resnets.training.train import train
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 # 256 images / batch 64 = 4 steps per epoch, 12 in all; last.ckpt also every 3 steps (mid-epoch), EMA on.
@@ -80,7 +80,7 @@ def test_kill_during_a_checkpoint_write_keeps_the_previous_file(tmp_path: Path) 
     # A fresh interpreter, not os.fork(): a forked copy of this process can deadlock in torch's thread pool.
     child = (
         "import sys, torch\n"
-        "from cifar_resnets.checkpoint_io import atomic_torch_save\n"
+        "from cifar_resnets.training.checkpoint_io import atomic_torch_save\n"
         "new = {'state_dict': {'w': torch.ones(1 << 16)}, 'global_step': 2}\n"
         "atomic_torch_save(new, sys.argv[1], _count=1)\n"
     )
@@ -113,7 +113,11 @@ def test_killed_and_terminated_run_resumes_to_the_same_result(
 
     # 1. Saves: last@3 (mid-epoch), epoch000@4, last@4 <- SIGKILL halfway through this write.
     proc = run_cli(
-        "cifar_resnets.train", command, tmp_path, check=False, env={**ONE_THREAD, KILL_DURING_SAVE_ENV: "3"}
+        "cifar_resnets.cli.train",
+        command,
+        tmp_path,
+        check=False,
+        env={**ONE_THREAD, KILL_DURING_SAVE_ENV: "3"},
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert _step(last) == 3, "the interrupted write must leave the previous last.ckpt intact"
@@ -121,7 +125,11 @@ def test_killed_and_terminated_run_resumes_to_the_same_result(
 
     # 2. Same command: resumes mid-epoch at step 3; SIGTERM after its 3rd save (last@6, mid-epoch 1).
     proc = run_cli(
-        "cifar_resnets.train", command, tmp_path, check=False, env={**ONE_THREAD, TERM_AFTER_SAVE_ENV: "3"}
+        "cifar_resnets.cli.train",
+        command,
+        tmp_path,
+        check=False,
+        env={**ONE_THREAD, TERM_AFTER_SAVE_ENV: "3"},
     )
     assert proc.returncode == EXIT_INTERRUPTED, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
@@ -148,7 +156,7 @@ def test_kill_right_after_a_mid_epoch_save_resumes_exactly(
     overrides = [*tiny_overrides(synthetic_cifar10, **EXACT), "ckpt_path=auto"]
     # Saves: last@3, epoch000@4, last@4, last@6, epoch001@8 <- killed here, so last.ckpt is step 6.
     proc = run_cli(
-        "cifar_resnets.train",
+        "cifar_resnets.cli.train",
         [*overrides, f"hydra.run.dir={run_dir}"],
         tmp_path,
         check=False,
@@ -278,7 +286,7 @@ def test_failing_sweep_job_is_recorded_and_the_others_finish(synthetic_cifar10: 
         f"hydra.sweep.dir={sweep}",
         "hydra.sweep.subdir=${hydra.job.num}",  # the many tiny overrides would make too long a name
     ]
-    proc = run_cli("cifar_resnets.train", args, tmp_path, check=False)
+    proc = run_cli("cifar_resnets.cli.train", args, tmp_path, check=False)
     assert proc.returncode != 0  # Hydra reports the failed job at the end
     assert (sweep / "1").is_dir(), proc.stderr[-3000:]
     bad = read_metrics(sweep / "0")
@@ -316,7 +324,7 @@ def test_24_job_sweep_4_at_a_time(synthetic_cifar10: Path, tmp_path: Path) -> No
         f"hydra.sweep.dir={sweep}",
         "hydra.sweep.subdir=${hydra.job.num}",
     ]
-    proc = run_cli("cifar_resnets.train", args, tmp_path, check=False, timeout=900)
+    proc = run_cli("cifar_resnets.cli.train", args, tmp_path, check=False, timeout=900)
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and (p / ".hydra").is_dir())
     assert len(jobs) == 24, (sorted(p.name for p in sweep.iterdir()), proc.stderr[-3000:])
     seen = set()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from train_helpers import run_cli, run_gpu_script
 
-from cifar_resnets.reproduce import main
-from cifar_resnets.tables import load_table, table_names
+from cifar_resnets.cli.reproduce import main
+from cifar_resnets.reproduce.tables import load_table, table_names
 
 TABLES = table_names()
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -103,7 +103,7 @@ rows:
 
 def _run(table: Path, out: Path):
     return run_cli(
-        "cifar_resnets.reproduce", [str(table), "--smoke", "--out", str(out)], cwd=out.parent, check=False
+        "cifar_resnets.cli.reproduce", [str(table), "--smoke", "--out", str(out)], cwd=out.parent, check=False
     )
 
 
@@ -139,7 +139,7 @@ def test_rerun_skips_finished_jobs_resumes_interrupted_and_records_failures(tmp_
 @pytest.mark.slow
 def test_submitit_local_launcher_runs_a_job(tmp_path: Path) -> None:
     proc = run_cli(
-        "cifar_resnets.reproduce",
+        "cifar_resnets.cli.reproduce",
         [
             "attention_resnet",
             "--smoke",
@@ -158,7 +158,7 @@ def test_submitit_local_launcher_runs_a_job(tmp_path: Path) -> None:
 
 
 def test_bad_input_is_one_line(tmp_path: Path) -> None:
-    proc = run_cli("cifar_resnets.reproduce", ["no_such_table"], cwd=tmp_path, check=False)
+    proc = run_cli("cifar_resnets.cli.reproduce", ["no_such_table"], cwd=tmp_path, check=False)
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
     assert "unknown table 'no_such_table'" in proc.stderr
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cifar_resnets.schedules import ScheduleConfigError, cosine, multistep, onecycle
+from cifar_resnets.training.schedules import ScheduleConfigError, cosine, multistep, onecycle
 
 
 def _lrs(factory, steps: int = 100, **kwargs) -> list[float]:

@@ -16,7 +16,9 @@ from lightning.pytorch.callbacks import EMAWeightAveraging
 from train_helpers import REPO, run_cli, run_gpu_script, tiny_overrides
 
 from cifar_resnets import build
-from cifar_resnets.build import (
+from cifar_resnets.config.compose import compose_train
+from cifar_resnets.models.cifar_resnet import CifarResNet
+from cifar_resnets.training.build import (
     build_datamodule,
     build_module,
     build_optimizer_factory,
@@ -24,9 +26,7 @@ from cifar_resnets.build import (
     compile_mode,
     uses_step_graph,
 )
-from cifar_resnets.ema import EMAConfigError, FastEMA
-from cifar_resnets.models.cifar_resnet import CifarResNet
-from cifar_resnets.train_config import compose_train
+from cifar_resnets.training.callbacks.ema import EMAConfigError, FastEMA
 
 
 def _fit(cfg, callbacks=(), **trainer_overrides):
@@ -96,7 +96,9 @@ def test_training_reads_the_gpu_only_on_logging_steps(synthetic_cifar10, tmp_pat
             "trainer.log_every_n_steps": every,
             "trainer.limit_val_batches": 2,
             "callbacks.lr_monitor": "{_target_:lightning.pytorch.callbacks.LearningRateMonitor}",
-            "callbacks.progress_bar": "{_target_:cifar_resnets.callbacks.TrainProgressBar}",
+            "callbacks.progress_bar": (
+                "{_target_:cifar_resnets.training.callbacks.throughput.TrainProgressBar}"
+            ),
             "callbacks.progress_bar.refresh_rate": 3,  # refreshes between logging steps read nothing
             "logger": "tensorboard",
         },
@@ -135,7 +137,7 @@ def test_tensorboard_is_not_flushed_at_every_logging_step(synthetic_cifar10, tmp
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from torch.utils.tensorboard import SummaryWriter
 
-    from cifar_resnets.loggers import TensorBoardLogger
+    from cifar_resnets.training.loggers import TensorBoardLogger
 
     flushes: list[int] = []
     original = SummaryWriter.flush
@@ -179,7 +181,7 @@ def test_tensorboard_keeps_the_logged_steps_of_a_run_that_fails(synthetic_cifar1
 
 
 def test_tensorboard_logger_refuses_a_non_positive_flush_interval(tmp_path):
-    from cifar_resnets.loggers import TensorBoardLogger
+    from cifar_resnets.training.loggers import TensorBoardLogger
 
     with pytest.raises(ValueError, match="flush_secs=0 must be > 0"):
         TensorBoardLogger(save_dir=tmp_path, flush_secs=0)
@@ -393,7 +395,7 @@ def test_cifar_bench_runs_end_to_end_on_cpu(tmp_path):
         "--warmup", "1", "--synthetic-train", "128", "--workers", "0", "--json", str(out),
         "--override", "trainer.precision=bf16-mixed",
     ]  # fmt: skip
-    proc = run_cli("cifar_resnets.bench", args, cwd=tmp_path)
+    proc = run_cli("cifar_resnets.cli.bench", args, cwd=tmp_path)
     assert "| model | batch | path | images/s | x seed-style |" in proc.stdout
     assert "SYNTHETIC" in proc.stdout
     report = json.loads(out.read_text())
@@ -486,7 +488,7 @@ def test_bench_clock_stops_at_the_last_step_not_at_the_end_of_fit(synthetic_cifa
 def test_cifar_bench_refuses_bad_input_in_one_line(tmp_path, bad):
     value = str(tmp_path / bad[1]) if bad[0] == "--data-root" else bad[1]
     args = [bad[0], value, "--synthetic-train", "64", "--batch-size", "16"]
-    proc = run_cli("cifar_resnets.bench", args, cwd=tmp_path, check=False)
+    proc = run_cli("cifar_resnets.cli.bench", args, cwd=tmp_path, check=False)
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
     # The line names the bad value itself: the missing folder, or the overridden key.
@@ -500,7 +502,7 @@ def test_cifar_bench_refuses_an_unwritable_json_before_measuring(tmp_path):
     blocker.write_text("kept\n")  # a file where --json wants a folder
     for target, says in ((tmp_path, "is a folder"), (blocker / "bench.json", "is a file, not a folder")):
         args = ["--json", str(target), "--synthetic-train", "64", "--batch-size", "16", "--paths", "seed"]
-        proc = run_cli("cifar_resnets.bench", args, cwd=tmp_path, check=False)
+        proc = run_cli("cifar_resnets.cli.bench", args, cwd=tmp_path, check=False)
         assert proc.returncode == 2
         assert proc.stderr.strip().splitlines() == [proc.stderr.strip().splitlines()[-1]]  # one line
         assert proc.stderr.startswith(f"cifar-bench: error: --json {target}") and says in proc.stderr
@@ -520,17 +522,18 @@ def test_gpu_bench_script_runs_tiny_on_cpu(tmp_path, synthetic_cifar10):
 
 
 def _host_step_time():
-    """scripts/host_step_time.py as a module (scripts/ is not a package)."""
+    """benchmarks/host_step_time.py as a module (benchmarks/ is not a package)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("host_step_time", REPO / "scripts" / "host_step_time.py")
+    spec = importlib.util.spec_from_file_location("host_step_time", REPO / "benchmarks" / "host_step_time.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     return tool
 
 
 def test_host_step_time_times_both_paths_with_the_step_stubbed(tmp_path):
-    """scripts/host_step_time.py: the same number of host-only steps timed in the raw loop and the Trainer."""
+    """benchmarks/host_step_time.py: the same number of host-only steps timed in the raw loop and in
+    the Trainer."""
     tool = _host_step_time()
     out = tmp_path / "host.json"
     report = tool.main(["--steps", "24", "--batch-size", "4", "--log-every", "5", "--json", str(out)])
@@ -562,7 +565,7 @@ def test_host_step_time_refuses_bad_arguments_in_one_line(tmp_path, capsys, args
 def test_trainer_profiles_only_when_asked(synthetic_cifar10, tmp_path):
     from lightning.pytorch.profilers import SimpleProfiler
 
-    from cifar_resnets.profilers import NoProfiler
+    from cifar_resnets.training.profilers import NoProfiler
 
     _, trainer = _fit(_tiny(synthetic_cifar10, tmp_path))
     assert isinstance(trainer.profiler, NoProfiler)
@@ -588,4 +591,7 @@ def test_config_keys_exist_for_the_fast_path():
     cfg = compose_train([])
     assert cfg.model.compile == "auto" and cfg.model.compile_mode == "auto"
     assert cfg.callbacks.get("ema") is None
-    assert compose_train(["callbacks=ema"]).callbacks.ema._target_ == "cifar_resnets.ema.FastEMA"
+    assert (
+        compose_train(["callbacks=ema"]).callbacks.ema._target_
+        == "cifar_resnets.training.callbacks.ema.FastEMA"
+    )

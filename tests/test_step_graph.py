@@ -5,7 +5,7 @@ input, output and ``.grad`` tensors, rewritten in place by every replay; recordi
 and replays by running the step again. What these tests check is everything around the graph: that
 the module hands zero_grad and backward to the recorded step, that warm-up steps are real steps and no
 batch is seen twice, that clipping, one-cycle momentum, EMA and logging are unchanged, and when a new
-graph is recorded. scripts/gpu/bench.sh checks the real CUDA graph against eager on a GPU.
+graph is recorded. benchmarks/gpu/bench.sh checks the real CUDA graph against eager on a GPU.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import pytest
 import torch
 from train_helpers import tiny_overrides
 
-from cifar_resnets.build import build_datamodule, build_module, build_trainer
-from cifar_resnets.ema import FastEMA
-from cifar_resnets.step_graph import CapturedTrainStep
-from cifar_resnets.train_config import compose_train
+from cifar_resnets.config.compose import compose_train
+from cifar_resnets.training.build import build_datamodule, build_module, build_trainer
+from cifar_resnets.training.callbacks.ema import FastEMA
+from cifar_resnets.training.step_graph import CapturedTrainStep
 
 
 class EmulatedGraph:

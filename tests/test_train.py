@@ -9,8 +9,8 @@ import pytest
 import torch
 from train_helpers import read_metrics, run_cli, tiny_overrides
 
-from cifar_resnets.train_config import CONF_DIR, compose_train
-from cifar_resnets.training import train
+from cifar_resnets.config.compose import CONF_DIR, compose_train
+from cifar_resnets.training.train import train
 
 GROUPS = ["data", "model", "optim", "schedule", "augment", "trainer", "callbacks", "logger"]
 
@@ -39,7 +39,9 @@ def test_train_in_process_returns_metrics(synthetic_cifar10: Path, tmp_path: Pat
 def test_cli_writes_the_run_folder(synthetic_cifar10: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     run_cli(
-        "cifar_resnets.train", [*tiny_overrides(synthetic_cifar10), f"hydra.run.dir={run_dir}"], cwd=tmp_path
+        "cifar_resnets.cli.train",
+        [*tiny_overrides(synthetic_cifar10), f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
     )
     metrics = read_metrics(run_dir)
     for key in ("test/acc", "val/acc", "epochs", "train_seconds", "train_images_per_second", "params"):
@@ -66,15 +68,19 @@ def test_resumed_run_ends_like_an_uninterrupted_one(synthetic_cifar10: Path, tmp
     common.append("callbacks.progress_bar=null")
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
     run_cli(
-        "cifar_resnets.train", [*common, "trainer.max_epochs=3", f"hydra.run.dir={straight}"], cwd=tmp_path
+        "cifar_resnets.cli.train",
+        [*common, "trainer.max_epochs=3", f"hydra.run.dir={straight}"],
+        cwd=tmp_path,
     )
     # The same run stopped after its first epoch, then resumed with the full length.
     run_cli(
-        "cifar_resnets.train", [*common, "trainer.max_epochs=1", f"hydra.run.dir={interrupted}"], cwd=tmp_path
+        "cifar_resnets.cli.train",
+        [*common, "trainer.max_epochs=1", f"hydra.run.dir={interrupted}"],
+        cwd=tmp_path,
     )
     last = interrupted / "checkpoints" / "last.ckpt"
     run_cli(
-        "cifar_resnets.train",
+        "cifar_resnets.cli.train",
         [*common, "trainer.max_epochs=3", f"ckpt_path={last}", f"hydra.run.dir={interrupted}"],
         cwd=tmp_path,
     )
@@ -89,7 +95,7 @@ def test_resumed_run_ends_like_an_uninterrupted_one(synthetic_cifar10: Path, tmp
 def test_two_process_ddp_on_cpu(synthetic_cifar10: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "ddp"
     args = tiny_overrides(synthetic_cifar10, **{"trainer": "ddp", "trainer.devices": 2, "data.loader": "gpu"})
-    run_cli("cifar_resnets.train", [*args, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    run_cli("cifar_resnets.cli.train", [*args, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     metrics = read_metrics(run_dir)
     # Each of the 2 ranks trains on its own half: 256 images / (64 x 2) = 2 steps per epoch.
     assert metrics["steps"] == 2
@@ -97,7 +103,7 @@ def test_two_process_ddp_on_cpu(synthetic_cifar10: Path, tmp_path: Path) -> None
 
 
 def test_unknown_model_lists_the_valid_ones(tmp_path: Path) -> None:
-    proc = run_cli("cifar_resnets.train", ["model=resnet21"], cwd=tmp_path, check=False)
+    proc = run_cli("cifar_resnets.cli.train", ["model=resnet21"], cwd=tmp_path, check=False)
     assert proc.returncode != 0
     for name in ("resnet20", "resnet56", "plain20", "resnet18"):
         assert name in proc.stderr
@@ -107,7 +113,7 @@ def test_unknown_model_lists_the_valid_ones(tmp_path: Path) -> None:
 def test_missing_data_root_says_where_and_how(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-dir"
     proc = run_cli(
-        "cifar_resnets.train",
+        "cifar_resnets.cli.train",
         [*tiny_overrides(missing), f"hydra.run.dir={tmp_path / 'run'}"],
         cwd=tmp_path,
         check=False,
@@ -132,7 +138,7 @@ def test_missing_data_root_says_where_and_how(tmp_path: Path) -> None:
 def test_impossible_config_fails_before_any_folder_exists(tmp_path: Path, override: str, needle: str) -> None:
     run_dir = tmp_path / "run"
     args = [*tiny_overrides(tmp_path / "data"), override, f"hydra.run.dir={run_dir}"]
-    proc = run_cli("cifar_resnets.train", args, cwd=tmp_path, check=False)
+    proc = run_cli("cifar_resnets.cli.train", args, cwd=tmp_path, check=False)
     assert proc.returncode == 2, proc.stderr
     assert needle in proc.stderr.strip().splitlines()[-1]
     assert not run_dir.exists()

@@ -23,9 +23,9 @@ import pytest
 import torch
 from train_helpers import tiny_overrides
 
+from cifar_resnets.config.compose import compose_train
 from cifar_resnets.models import CifarResNet, WeightsMismatchError
-from cifar_resnets.train_config import compose_train
-from cifar_resnets.training import train
+from cifar_resnets.training.train import train
 
 PRETRAIN_CLASSES = "[0,1,2,3,4]"
 TARGET_CLASSES = "[5,6,7,8,9]"

@@ -59,7 +59,7 @@ def run_cli(
 def run_gpu_script(
     name: str, out: Path, timeout: float = 900, check: bool = True, **env: str
 ) -> subprocess.CompletedProcess:
-    """Run ``scripts/gpu/<name>`` in its CPU smoke mode (GPU_CHECK_TINY=1), results into ``out``; with
+    """Run ``benchmarks/gpu/<name>`` in its CPU smoke mode (GPU_CHECK_TINY=1), results into ``out``; with
     ``check``, asserts it succeeds. PYTHON: the interpreter running the tests (bash's python3 may lack the
     suite's packages)."""
     full_env = {
@@ -72,7 +72,7 @@ def run_gpu_script(
     }
     full_env.pop("CIFAR_DATA", None)
     proc = subprocess.run(
-        ["bash", str(REPO / "scripts" / "gpu" / name)],
+        ["bash", str(REPO / "benchmarks" / "gpu" / name)],
         cwd=REPO,
         env=full_env,
         capture_output=True,

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from cifar_resnets.train_config import CONF_DIR, compose_train
+from cifar_resnets.config.compose import CONF_DIR, compose_train
 
 COMPILE_FLAGS = {"auto": "auto", "on": "true", "off": "false"}  # --compile -> model.compile
 
@@ -65,7 +65,7 @@ def path_config(
 
 def describe_path(cfg: Any, loader: str, step_graph: Any) -> str:
     """The settings a measurement ran with, for the table's notes column."""
-    from cifar_resnets.build import CUDA_GRAPH_MODES, compile_mode
+    from cifar_resnets.training.build import CUDA_GRAPH_MODES, compile_mode
 
     graph = "off"
     if step_graph is not None:

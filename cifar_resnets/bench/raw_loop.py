@@ -2,7 +2,7 @@
 
 Same module, loader, optimizer, schedule, precision, compilation and recorded step as the Trainer's
 ``fast`` path, so the difference between the two is what the Trainer's loop costs. ``RawLoop`` is also
-what ``scripts/host_step_time.py`` times with the GPU's share taken out.
+what ``benchmarks/host_step_time.py`` times with the GPU's share taken out.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 from cifar_resnets.bench.device import peak_memory_mib, reset_peak_memory, sync, training_device
 from cifar_resnets.bench.path_config import describe_path, path_config
 from cifar_resnets.bench.results import Result
-from cifar_resnets.step_graph import Recorder
+from cifar_resnets.training.step_graph import Recorder
 
 
 @dataclass
@@ -57,16 +57,16 @@ def build_raw_loop(cfg: Any, total_steps: int, recorder: Recorder | None = None)
     """A ``RawLoop`` from a composed ``train`` config; ``recorder`` replaces CUDA graph recording."""
     from hydra.utils import instantiate
 
-    from cifar_resnets.build import (
+    from cifar_resnets.data.gpu_loader import GPUBatchLoader
+    from cifar_resnets.training.build import (
         build_datamodule,
         build_module,
         cudnn_benchmark,
         resolve_precision,
         uses_step_graph,
     )
-    from cifar_resnets.data.gpu_loader import GPUBatchLoader
-    from cifar_resnets.module import AUTOCAST_DTYPES, parameter_groups
-    from cifar_resnets.step_graph import CapturedTrainStep, record_cuda_graph
+    from cifar_resnets.training.module import AUTOCAST_DTYPES, parameter_groups
+    from cifar_resnets.training.step_graph import CapturedTrainStep, record_cuda_graph
 
     L.seed_everything(cfg.seed)
     torch._dynamo.reset()

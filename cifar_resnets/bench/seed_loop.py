@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from cifar_resnets.bench.device import peak_memory_mib, reset_peak_memory, sync, training_device
 from cifar_resnets.bench.results import BenchError, Result
-from cifar_resnets.train_config import compose_train
+from cifar_resnets.config.compose import compose_train
 
 
 def _train_arrays(root: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -30,7 +30,7 @@ def seed_path(root: Path, model: str, batch_size: int, steps: int, warmup: int, 
     import torchvision.transforms as T
     from PIL import Image
 
-    from cifar_resnets.build import build_net
+    from cifar_resnets.training.build import build_net
 
     images, labels = _train_arrays(root)
     if images.shape[0] < batch_size:

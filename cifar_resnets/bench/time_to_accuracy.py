@@ -17,7 +17,7 @@ import torch
 
 from cifar_resnets.bench.device import peak_memory_mib, reset_peak_memory
 from cifar_resnets.bench.path_config import path_overrides
-from cifar_resnets.train_config import compose_train
+from cifar_resnets.config.compose import compose_train
 
 TRAINER_PATHS = ("suite", "fast", "eager")
 
@@ -32,7 +32,7 @@ def time_to_accuracy(
     workdir: Path,
 ) -> list[dict[str, Any]]:
     """One row per Trainer path asked for (``seed`` and ``raw`` have no test pass and are skipped)."""
-    from cifar_resnets.training import train
+    from cifar_resnets.training.train import train
 
     rows = []
     for path in paths:

@@ -64,7 +64,7 @@ def trainer_path(
     extra: Iterable[str] = (),
 ) -> Result:
     """``suite``, ``fast`` or ``eager`` (``extra``: cifar-train overrides on top)."""
-    from cifar_resnets.build import build_datamodule, build_module, build_trainer
+    from cifar_resnets.training.build import build_datamodule, build_module, build_trainer
 
     cfg = path_config(root, model, batch_size, warmup + steps, path, compile_flag, extra, workdir)
     L.seed_everything(cfg.seed)

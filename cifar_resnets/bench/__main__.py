@@ -1,3 +1,0 @@
-from cifar_resnets.bench.cli import main
-
-main()
