@@ -47,3 +47,13 @@ def real_cifar10(tmp_path_factory) -> Path:
         capture_output=True,
     )
     return root
+
+
+@pytest.fixture(scope="session")
+def cifar10_root(request: pytest.FixtureRequest) -> Path:
+    """The real CIFAR-10 copy when it is available, else the synthetic files: for tests that need files
+    in the real format but not real learning, so that they run everywhere."""
+    try:
+        return request.getfixturevalue("real_cifar10")
+    except pytest.skip.Exception:
+        return request.getfixturevalue("synthetic_cifar10")

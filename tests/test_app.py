@@ -31,7 +31,7 @@ from cifar_resnets.inference.preprocess import ImageDecodeError, Preprocess, dec
 from cifar_resnets.reporting.runs import find_checkpoints, find_runs, group_sweeps, read_scalars
 from cifar_resnets.training.train import train
 
-APP = REPO / "cifar_resnets" / "app.py"
+APP = REPO / "cifar_resnets" / "app" / "streamlit_app.py"
 RUN_NAME = "03-04-05_resnet8_cifar10"
 # Three quick epochs of a ResNet-8 with Adam learn the synthetic colour classes.
 APP_TRAIN = {

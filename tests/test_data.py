@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
 
+from cifar_resnets.config.resources import conf_dir
 from cifar_resnets.data.cifar import CIFARDataModule, DataConfigError
 from cifar_resnets.data.cifar_files import (
     CIFARFileError,
@@ -24,7 +24,7 @@ from cifar_resnets.data.synthetic import main as synthetic_main
 from cifar_resnets.data.synthetic import write_synthetic_cifar
 from cifar_resnets.data.transforms import AugmentConfigError, AugmentSpec
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = conf_dir()
 AUGMENT_CONFIGS = sorted(p.stem for p in (CONF / "augment").glob("*.yaml"))
 
 

@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 from train_helpers import tiny_overrides
 
-from cifar_resnets.config.compose import CONF_DIR, compose_train
+from cifar_resnets.config.compose import compose_train
+from cifar_resnets.config.resources import conf_dir
 from cifar_resnets.training.train import train
 
 EXPERIMENTS = sorted(
-    p.relative_to(CONF_DIR / "experiment").with_suffix("").as_posix()
-    for p in (CONF_DIR / "experiment").rglob("*.yaml")
+    p.relative_to(conf_dir() / "experiment").with_suffix("").as_posix()
+    for p in (conf_dir() / "experiment").rglob("*.yaml")
 )
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 import torch
 
+from cifar_resnets.config.resources import conf_dir
 from cifar_resnets.data.imagenet_subset import ImageNetSubsetDataModule, ImageNetSubsetError
 from cifar_resnets.data.synthetic import write_synthetic_imagenet
 
@@ -72,7 +72,7 @@ def test_config_instantiates(tree):
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "data" / "imagenet_subset.yaml")
+    cfg = OmegaConf.load(conf_dir() / "data" / "imagenet_subset.yaml")
     cfg.root, cfg.seed, cfg.classes, cfg.num_workers = str(tree), 0, 3, 0
     dm = instantiate(cfg, augment=None)
     dm.setup("fit")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
+from cifar_resnets.config.resources import conf_dir
 from cifar_resnets.models import (
     CBAM,
     AttentionResNet,
@@ -23,7 +23,7 @@ from cifar_resnets.models import (
     resnet50,
 )
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"
+CONF_DIR = conf_dir() / "model"
 RESERVED = ("name", "compile", "compile_mode", "channels_last")
 MODEL_NAMES = [
     "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",

@@ -195,7 +195,8 @@ def test_gpu_table_row_script_refuses_bad_mps_settings_early(tmp_path: Path, val
 def test_parallel_rows_start_longest_first(tmp_path: Path, monkeypatch) -> None:
     """With --parallel N the longest rows start first, so none runs alone at the end; one at a time keeps
     the table's order."""
-    from cifar_resnets import reproduce
+    from cifar_resnets.cli import reproduce as cli
+    from cifar_resnets.reproduce import runner as reproduce
 
     started: list[str] = []
 
@@ -210,10 +211,10 @@ def test_parallel_rows_start_longest_first(tmp_path: Path, monkeypatch) -> None:
     assert order[0] == "resnet110" and order[1:3] == ["resnet56", "plain56"]
     assert order[-2:] == ["resnet20", "plain20"] and sorted(order) == sorted(r.name for r in table.rows)
 
-    args = reproduce.parse_args(["he2016_table6", "--parallel", "2", "--out", str(tmp_path)])
+    args = cli.parse_args(["he2016_table6", "--parallel", "2", "--out", str(tmp_path)])
     reproduce.run_jobs(table, jobs, tmp_path, args)  # the fake trains nothing: every job is recorded failed
     assert "resnet110" in started[:2] and sorted(started) == sorted(order)
     started.clear()
-    one_at_a_time = reproduce.parse_args(["he2016_table6", "--out", str(tmp_path)])
+    one_at_a_time = cli.parse_args(["he2016_table6", "--out", str(tmp_path)])
     reproduce.run_jobs(table, reproduce.plan(table, tmp_path, 1), tmp_path, one_at_a_time)
     assert started == [r.name for r in table.rows]

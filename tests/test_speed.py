@@ -15,9 +15,9 @@ import torch
 from lightning.pytorch.callbacks import EMAWeightAveraging
 from train_helpers import REPO, run_cli, run_gpu_script, tiny_overrides
 
-from cifar_resnets import build
 from cifar_resnets.config.compose import compose_train
 from cifar_resnets.models.cifar_resnet import CifarResNet
+from cifar_resnets.training import build
 from cifar_resnets.training.build import (
     build_datamodule,
     build_module,

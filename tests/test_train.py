@@ -9,7 +9,8 @@ import pytest
 import torch
 from train_helpers import read_metrics, run_cli, tiny_overrides
 
-from cifar_resnets.config.compose import CONF_DIR, compose_train
+from cifar_resnets.config.compose import compose_train
+from cifar_resnets.config.resources import conf_dir
 from cifar_resnets.training.train import train
 
 GROUPS = ["data", "model", "optim", "schedule", "augment", "trainer", "callbacks", "logger"]
@@ -17,7 +18,7 @@ GROUPS = ["data", "model", "optim", "schedule", "augment", "trainer", "callbacks
 
 @pytest.mark.parametrize(
     "group,option",
-    [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml"))],
+    [(g, p.stem) for g in GROUPS for p in sorted((conf_dir() / g).glob("*.yaml"))],
 )
 def test_every_group_option_composes(group: str, option: str) -> None:
     cfg = compose_train([f"{group}={option}"])

@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 
-from cifar_resnets.config.compose import CONF_DIR, compose_train
+from cifar_resnets.config.compose import compose_train
+from cifar_resnets.config.resources import conf_dir
 
 COMPILE_FLAGS = {"auto": "auto", "on": "true", "off": "false"}  # --compile -> model.compile
 
@@ -45,7 +46,7 @@ def path_overrides(path: str, compile_flag: str) -> list[str]:
 
 def model_config_names() -> list[str]:
     """The names ``--model`` accepts: the files of ``conf/model``."""
-    return sorted(f.stem for f in (CONF_DIR / "model").glob("*.yaml"))
+    return sorted(f.stem for f in (conf_dir() / "model").glob("*.yaml"))
 
 
 def path_config(

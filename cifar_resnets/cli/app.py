@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from importlib.resources import files
 from pathlib import Path
 
-APP_SCRIPT = Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py"
+# Streamlit runs a script file: the app module as installed with the package.
+APP_SCRIPT = Path(str(files("cifar_resnets.app") / "streamlit_app.py"))
 
 
 def streamlit_args(outputs: Path, port: int, address: str) -> list[str]:

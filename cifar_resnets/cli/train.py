@@ -24,7 +24,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from cifar_resnets.config.compose import CONF_DIR
+from cifar_resnets.config.resources import CONF_SEARCH_PATH
 
 
 def short_name(text: str, limit: int = 120) -> str:
@@ -47,7 +47,7 @@ def _route_lightning_logs() -> None:
     lightning_log.propagate = True
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+@hydra.main(version_base="1.3", config_path=CONF_SEARCH_PATH, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns test accuracy so sweepers can optimise it."""
     from cifar_resnets.training.callbacks.reliability import TrainingDiverged

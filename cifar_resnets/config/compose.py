@@ -10,8 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-# Absolute: a relative config path would be resolved as a Python package ``conf``, which is not installed.
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+from cifar_resnets.config.resources import CONF_PACKAGE
 
 
 def compose_train(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
@@ -21,14 +20,14 @@ def compose_train(overrides: list[str], output_dir: Path | None = None) -> DictC
     config is registered with ``HydraConfig``, which is what ``training.train`` reads its run folder from.
     Hydra's global state is left cleared, so the next compose starts from scratch.
     """
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        with initialize_config_module(CONF_PACKAGE, version_base="1.3"):
             cfg = compose("train", overrides=overrides, return_hydra_config=True)
     finally:
         GlobalHydra.instance().clear()

@@ -37,7 +37,6 @@ from typing import Any
 
 from cifar_resnets.config.compose import compose_train
 from cifar_resnets.reproduce.tables import (
-    REPO,
     RowResult,
     RowSpec,
     TableSpec,
@@ -269,9 +268,7 @@ def run_group_subprocess(
     ]
     if jobs[0].action == "resume":
         command.append("ckpt_path=${hydra:runtime.output_dir}/checkpoints/last.ckpt")
-    # The config module `conf` sits next to the package: keep the repository importable.
     env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "w") as log:
         log.write("$ " + " ".join(command) + "\n")

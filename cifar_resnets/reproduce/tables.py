@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-EXPERIMENTS_DIR = REPO / "experiments"
+from cifar_resnets.config.resources import experiments_dir
+
 DISPLAYS = ("accuracy", "error")
 FAILED_STATUSES = ("failed", "diverged", "error")
 
@@ -63,8 +63,8 @@ class TableSpec:
         return "error %" if self.display == "error" else "accuracy %"
 
 
-def table_names(directory: Path = EXPERIMENTS_DIR) -> list[str]:
-    return sorted(p.stem for p in directory.glob("*.yaml"))
+def table_names(directory: Path | None = None) -> list[str]:
+    return sorted(p.stem for p in (directory or experiments_dir()).glob("*.yaml"))
 
 
 def _require(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -83,8 +83,9 @@ def _strings(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def load_table(name: str, directory: Path = EXPERIMENTS_DIR) -> TableSpec:
-    """Read and validate ``experiments/<name>.yaml``."""
+def load_table(name: str, directory: Path | None = None) -> TableSpec:
+    """Read and validate ``<name>.yaml`` of ``directory`` (the suite's ``experiments/`` by default)."""
+    directory = directory or experiments_dir()
     path = directory / f"{name}.yaml"
     if not path.is_file():
         raise TableError(f"unknown table {name!r}; choose one of {', '.join(table_names(directory))}")
