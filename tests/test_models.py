@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from cifar_resnets.config.resources import conf_dir
+from cifar_resnets.errors import UserError
 from cifar_resnets.models import (
     CBAM,
     AttentionResNet,
@@ -296,7 +297,7 @@ def test_imagenet_stem_weights_into_cifar_stem_skip_conv1_only(tmp_path):
 
 
 def test_weights_file_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="weights_path"):
+    with pytest.raises(UserError, match="weights_path"):
         resnet18(num_classes=10, weights_path=tmp_path / "missing.pt")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")

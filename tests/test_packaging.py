@@ -40,7 +40,8 @@ def _fresh_environment(root: Path) -> Path:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
     site = Path(sysconfig.get_path("purelib", vars={"base": str(root), "platbase": str(root)}))
     site.mkdir(parents=True, exist_ok=True)
-    (site / "dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    ours = [entry for entry in sys.path if entry.endswith("site-packages")]
+    (site / "dependencies.pth").write_text("\n".join(ours) + "\n")
     return root / "bin"
 
 

@@ -24,6 +24,7 @@ import torch
 from train_helpers import tiny_overrides
 
 from cifar_resnets.config.compose import compose_train
+from cifar_resnets.errors import UserError
 from cifar_resnets.models import CifarResNet, WeightsMismatchError
 from cifar_resnets.training.train import train
 
@@ -76,7 +77,7 @@ def test_cifar_resnet_mismatch_names_layers(tmp_path: Path) -> None:
         CifarResNet(depth=20, shortcut="A", weights_path=tmp_path / "b.pt")
     with pytest.raises(WeightsMismatchError, match=r"layer1\.3\..*\(missing\)"):
         CifarResNet(depth=32, shortcut="B", weights_path=tmp_path / "b.pt")
-    with pytest.raises(FileNotFoundError, match="weights_path"):
+    with pytest.raises(UserError, match="weights_path"):
         CifarResNet(weights_path=tmp_path / "absent.pt")
     with pytest.raises(ValueError, match="unknown freeze 'all'"):
         CifarResNet(freeze="all")

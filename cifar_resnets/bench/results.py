@@ -7,10 +7,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from cifar_resnets.errors import UserError
+
 PATHS = ("seed", "suite", "fast", "eager", "raw")
 
 
-class BenchError(ValueError):
+class BenchError(UserError, ValueError):
     """A cifar-bench argument that cannot work."""
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from dataclasses import asdict
@@ -33,6 +32,7 @@ from cifar_resnets.bench.seed_loop import seed_path
 from cifar_resnets.bench.table6 import time_to_table
 from cifar_resnets.bench.time_to_accuracy import time_to_accuracy
 from cifar_resnets.bench.trainer_paths import trainer_path
+from cifar_resnets.cli.common import user_errors
 from cifar_resnets.config.compose import compose_train
 
 
@@ -197,11 +197,8 @@ def print_report(report: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    try:
+    with user_errors("cifar-bench"):
         run(args)
-    except (BenchError, ValueError, FileNotFoundError) as err:
-        print(f"cifar-bench: error: {err}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

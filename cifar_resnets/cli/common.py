@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import sys
+from collections.abc import Iterator, Sequence
+
+from cifar_resnets.errors import find_user_error
+
+
+@contextlib.contextmanager
+def user_errors(prog: str) -> Iterator[None]:
+    """Print a user error as one line, ``prog: error: message``, and exit with its status.
+
+    Only ``UserError`` (also when Hydra's ``instantiate`` wrapped it) is caught: any other exception
+    is a bug and keeps its traceback.
+    """
+    try:
+        yield
+    except Exception as err:
+        user_error = find_user_error(err)
+        if user_error is None:
+            raise
+        print(f"{prog}: error: {user_error}", file=sys.stderr)
+        sys.exit(user_error.exit_code)
 
 
 def keyvalue_to_options(argv: Sequence[str], keys: Sequence[str]) -> list[str]:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from cifar_resnets.cli.common import keyvalue_to_options
+from cifar_resnets.cli.common import keyvalue_to_options, user_errors
 from cifar_resnets.inference.evaluate import SPLITS, evaluate
 from cifar_resnets.inference.predict import TTA_MODES
 
@@ -30,13 +30,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    try:
+    with user_errors("cifar-eval"):
         report = evaluate(
             args.ckpt, args.data_root, args.split, args.tta, args.batch_size, args.device, args.out_dir
         )
-    except (ValueError, FileNotFoundError, PermissionError) as err:
-        print(f"cifar-eval: error: {err}", file=sys.stderr)
-        sys.exit(2)
     print(report["markdown"])
     print(f"{report['num_images']} images in {report['seconds']:.1f} s")
     for path in report["files"].values():

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cifar_resnets.cli.common import keyvalue_to_options
+from cifar_resnets.cli.common import keyvalue_to_options, user_errors
 from cifar_resnets.inference.methods import (
     METHODS,
     PredictError,
@@ -73,7 +73,7 @@ def _print_summary(prediction: Prediction, out: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    try:
+    with user_errors("cifar-predict"):
         if args.csv:
             if args.method != "ensemble" or args.ckpt or args.input:
                 raise PredictError("--csv works with --method ensemble alone (no --ckpt or --input)")
@@ -93,9 +93,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                 args.device,
             )
         out = write_predictions(prediction, args.out, args.probs)
-    except (ValueError, FileNotFoundError, PermissionError) as err:
-        print(f"cifar-predict: error: {err}", file=sys.stderr)
-        sys.exit(2)
     _print_summary(prediction, out)
 
 

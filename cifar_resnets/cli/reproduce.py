@@ -6,8 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from cifar_resnets.cli.common import user_errors
 from cifar_resnets.reproduce.runner import ReproduceError, list_tables, reproduce
-from cifar_resnets.reproduce.tables import TableError, table_names
+from cifar_resnets.reproduce.tables import table_names
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -48,15 +49,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
+    with user_errors("cifar-reproduce"):
         args = parse_args(argv)
         if args.list:
             print(list_tables([args.table] if args.table else None))
             return 0
         code = reproduce(args)
-    except (ReproduceError, TableError) as err:
-        print(f"cifar-reproduce: error: {err}", file=sys.stderr)
-        sys.exit(2)
     if argv is None:
         sys.exit(code)
     return code

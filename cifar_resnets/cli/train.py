@@ -17,13 +17,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from cifar_resnets.cli.common import user_errors
 from cifar_resnets.config.resources import CONF_SEARCH_PATH
 
 
@@ -50,25 +50,15 @@ def _route_lightning_logs() -> None:
 @hydra.main(version_base="1.3", config_path=CONF_SEARCH_PATH, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns test accuracy so sweepers can optimise it."""
-    from cifar_resnets.training.callbacks.reliability import TrainingDiverged
     from cifar_resnets.training.train import train
 
     _route_lightning_logs()
     # In a sweep, Hydra records a failure and goes on with the other jobs.
     reraise = os.environ.get("HYDRA_FULL_ERROR") == "1" or HydraConfig.get().mode == RunMode.MULTIRUN
-    try:
+    if reraise:
         return train(cfg).get("test/acc")
-    except TrainingDiverged as err:
-        if reraise:
-            raise
-        print(f"cifar-train: error: {err}", file=sys.stderr)
-        sys.exit(1)
-    except (ValueError, FileNotFoundError, PermissionError) as err:
-        if reraise:
-            raise
-        # Bad input is the user's to fix: say what, in one line, without a traceback.
-        print(f"cifar-train: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    with user_errors("cifar-train"):
+        return train(cfg).get("test/acc")
 
 
 if __name__ == "__main__":

@@ -19,15 +19,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from cifar_resnets.config.milestones import ScheduleConfigError, milestone_steps
 from cifar_resnets.data.cifar_files import CIFAR_SPECS, IMAGE_BYTES
+from cifar_resnets.errors import ConfigError
 
 # Training-set sizes of the datasets whose size is known without reading them.
 KNOWN_TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000}
 # What trainer.profiler may name: Lightning's profilers by their Trainer strings (xla needs a TPU).
 LIGHTNING_PROFILERS = ("simple", "advanced", "pytorch")
-
-
-class ConfigError(ValueError):
-    """A config value that cannot work; the message says which key and what to change."""
 
 
 def _get(cfg: DictConfig, key: str, default: Any = None) -> Any:

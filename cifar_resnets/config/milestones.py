@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from cifar_resnets.errors import UserError
 
-class ScheduleConfigError(ValueError):
+
+class ScheduleConfigError(UserError, ValueError):
     """A schedule setting that cannot work with the run's length."""
 
 

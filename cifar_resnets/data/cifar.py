@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from cifar_resnets.data.cifar_files import CIFAR_SPECS, load_cifar
 from cifar_resnets.data.gpu_loader import GPUBatchLoader
 from cifar_resnets.data.transforms import AugmentSpec, MixCollate, cifar_train_transform, eval_transform
+from cifar_resnets.errors import UserError
 
 # Per-channel mean/std of the training images on a 0-1 scale (the usual published values).
 CIFAR_STATS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
@@ -34,7 +35,7 @@ CIFAR_STATS: dict[str, tuple[tuple[float, float, float], tuple[float, float, flo
 LOADERS = ("auto", "gpu", "cpu")
 
 
-class DataConfigError(ValueError):
+class DataConfigError(UserError, ValueError):
     """A `data.*` value is invalid for the dataset at hand."""
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cifar_resnets.errors import UserError
+
 __all__ = [
     "CIFARFileError",
     "CIFARNotFoundError",
@@ -47,7 +49,7 @@ _ALLOWED_GLOBALS = {
 _MAX_ELEMENTS = 1 << 31
 
 
-class CIFARFileError(ValueError):
+class CIFARFileError(UserError, ValueError):
     """A CIFAR file is missing, truncated, malformed or not a CIFAR file at all."""
 
 
@@ -255,7 +257,7 @@ def read_class_names(folder: str | Path, name: str) -> list[str]:
 
 def _spec(name: str) -> CIFARSpec:
     if name not in CIFAR_SPECS:
-        raise ValueError(f"unknown CIFAR dataset {name!r}; choose one of {sorted(CIFAR_SPECS)}")
+        raise CIFARFileError(f"unknown CIFAR dataset {name!r}; choose one of {sorted(CIFAR_SPECS)}")
     return CIFAR_SPECS[name]
 
 

@@ -27,13 +27,14 @@ from cifar_resnets.data.transforms import (
     imagenet_eval_transform,
     imagenet_train_transform,
 )
+from cifar_resnets.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class ImageNetSubsetError(FileNotFoundError):
+class ImageNetSubsetError(UserError, FileNotFoundError):
     """The ImageNet subset tree is missing, incomplete, or does not hold the requested classes."""
 
 
@@ -116,9 +117,9 @@ class ImageNetSubsetDataModule(L.LightningDataModule):
     ):
         super().__init__()
         if per_class is not None and per_class < 1:
-            raise ValueError(f"data.per_class must be >= 1 or null, got {per_class}")
+            raise ConfigError(f"data.per_class must be >= 1 or null, got {per_class}")
         if image_size < 1 or resize_size < image_size:
-            raise ValueError(
+            raise ConfigError(
                 f"need 1 <= data.image_size <= data.resize_size, got {image_size}, {resize_size}"
             )
         self.root = Path(root).expanduser()

@@ -15,8 +15,10 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
+from cifar_resnets.errors import UserError
 
-class AugmentConfigError(ValueError):
+
+class AugmentConfigError(UserError, ValueError):
     """An `augment.*` value is unknown or out of range."""
 
 

@@ -16,10 +16,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from cifar_resnets.errors import UserError
 from cifar_resnets.training.build import build_net
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that cannot be used; the message names the file and what to do."""
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 
+from cifar_resnets.errors import UserError
 from cifar_resnets.inference.checkpoint import CheckpointError, LoadedModel, load_model
 from cifar_resnets.inference.predict import (
     TTA_MODES,
@@ -40,7 +41,7 @@ from cifar_resnets.inference.predict import (
 SPLITS = ("test", "val")
 
 
-class EvalError(ValueError):
+class EvalError(UserError, ValueError):
     """The requested split cannot be built for this checkpoint."""
 
 

@@ -29,12 +29,13 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from cifar_resnets.data.cifar_files import CIFARFileError, load_cifar_pickle
+from cifar_resnets.errors import UserError
 from cifar_resnets.inference.predict import fit_to_model
 
 _16BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 
 
-class InputError(ValueError):
+class InputError(UserError, ValueError):
     """A prediction input or labels file that cannot be used; the message says what to do."""
 
 

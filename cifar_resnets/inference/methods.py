@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from cifar_resnets.errors import UserError
 from cifar_resnets.inference.checkpoint import LoadedModel, load_model
 from cifar_resnets.inference.evaluate import split_probs
 from cifar_resnets.inference.inputs import (
@@ -67,7 +68,7 @@ THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(20))
 PROB_PREFIX = "prob_"
 
 
-class PredictError(ValueError):
+class PredictError(UserError, ValueError):
     """A method/argument combination that cannot work; the message says what to change."""
 
 

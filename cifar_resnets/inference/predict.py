@@ -30,6 +30,7 @@ from torchmetrics.functional.classification import (
 )
 from torchvision.transforms.v2 import functional as TF
 
+from cifar_resnets.errors import UserError
 from cifar_resnets.inference.checkpoint import LoadedModel
 
 # none: one view. flip: the image and its mirror. flip_translate: those two, each also shifted by
@@ -38,7 +39,7 @@ TTA_MODES = ("none", "flip", "flip_translate")
 _SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))
 
 
-class InferenceError(ValueError):
+class InferenceError(UserError, ValueError):
     """A request the inference helpers cannot serve (unknown TTA mode, wrong image layout)."""
 
 

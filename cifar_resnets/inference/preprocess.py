@@ -25,12 +25,14 @@ import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from torchvision.transforms import v2
 
+from cifar_resnets.errors import UserError
+
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP")
 EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp")
 CIFAR_SIZE = 32
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(UserError, ValueError):
     """An uploaded file that cannot be used as an image; the message says which file and why."""
 
 

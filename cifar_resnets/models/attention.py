@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cifar_resnets.errors import ConfigError
 from cifar_resnets.models.init import he_init
 
 __all__ = ["AttentionResNet", "AttentionResidualBlock", "CBAM", "ChannelAttention", "SpatialAttention"]
@@ -26,7 +27,7 @@ class ChannelAttention(nn.Module):
     def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__()
         if channels < 1 or reduction < 1:
-            raise ValueError(f"ChannelAttention needs channels, reduction >= 1, got {channels}, {reduction}")
+            raise ConfigError(f"ChannelAttention needs channels, reduction >= 1, got {channels}, {reduction}")
         hidden = max(channels // reduction, 1)
         self.mlp = nn.Sequential(
             nn.Conv2d(channels, hidden, kernel_size=1, bias=False),
@@ -50,7 +51,9 @@ class SpatialAttention(nn.Module):
     def __init__(self, kernel_size: int = 7) -> None:
         super().__init__()
         if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"SpatialAttention kernel_size must be a positive odd number, got {kernel_size}")
+            raise ConfigError(
+                f"SpatialAttention kernel_size must be a positive odd number, got {kernel_size}"
+            )
         self.conv = nn.Conv2d(2, 1, kernel_size=kernel_size, padding=kernel_size // 2, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -142,9 +145,9 @@ class AttentionResNet(nn.Module):
         super().__init__()
         widths, strides = tuple(widths), tuple(strides)
         if len(widths) != 4 or len(strides) != 4:
-            raise ValueError(f"AttentionResNet needs 4 stage widths and 4 strides, got {widths}, {strides}")
+            raise ConfigError(f"AttentionResNet needs 4 stage widths and 4 strides, got {widths}, {strides}")
         if blocks_per_stage < 1:
-            raise ValueError(f"blocks_per_stage must be >= 1, got {blocks_per_stage}")
+            raise ConfigError(f"blocks_per_stage must be >= 1, got {blocks_per_stage}")
         self.conv1 = nn.Conv2d(3, stem_width, kernel_size=3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(stem_width)
         self.relu = nn.ReLU(inplace=True)

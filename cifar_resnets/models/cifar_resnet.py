@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cifar_resnets.errors import ConfigError
 from cifar_resnets.models.attention import CBAM
 from cifar_resnets.models.init import he_init
 from cifar_resnets.models.transfer import (
@@ -38,7 +39,7 @@ class ZeroPadShortcut(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
         if out_channels < in_channels:
-            raise ValueError(
+            raise ConfigError(
                 f"shortcut 'A' can only add channels ({in_channels} -> {out_channels}); use shortcut 'B'"
             )
         self.stride = stride
@@ -128,14 +129,14 @@ class CifarResNet(FreezableBackbone):
         super().__init__()
         freeze = check_freeze(freeze)
         if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6 != 0:
-            raise ValueError(f"depth must be 6n+2 with n >= 1 (e.g. 20, 32, 44, 56, 110), got {depth!r}")
+            raise ConfigError(f"depth must be 6n+2 with n >= 1 (e.g. 20, 32, 44, 56, 110), got {depth!r}")
         if shortcut not in SHORTCUTS:
-            raise ValueError(f"unknown shortcut {shortcut!r}; valid: {', '.join(SHORTCUTS)}")
+            raise ConfigError(f"unknown shortcut {shortcut!r}; valid: {', '.join(SHORTCUTS)}")
         if attention not in ATTENTIONS:
-            raise ValueError(f"unknown attention {attention!r}; valid: null (off), cbam")
+            raise ConfigError(f"unknown attention {attention!r}; valid: null (off), cbam")
         widths = tuple(widths)
         if len(widths) != 3:
-            raise ValueError(f"widths must give the channels of the 3 stages, got {widths}")
+            raise ConfigError(f"widths must give the channels of the 3 stages, got {widths}")
         self.depth = depth
         n = (depth - 2) // 6
         self.conv1 = nn.Conv2d(3, widths[0], kernel_size=3, stride=1, padding=1, bias=False)

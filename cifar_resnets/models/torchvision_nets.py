@@ -23,6 +23,7 @@ from torch import nn
 from torchvision.models import ResNet18_Weights, ResNet50_Weights
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
+from cifar_resnets.errors import ConfigError, UserError
 from cifar_resnets.models.transfer import (
     FreezableBackbone,
     WeightsMismatchError,
@@ -45,7 +46,7 @@ STEMS = ("cifar", "imagenet")
 HEADS = ("linear", "mlp256")
 
 
-class WeightsDownloadError(RuntimeError):
+class WeightsDownloadError(UserError, RuntimeError):
     """torchvision weights could not be downloaded (offline machine, proxy, ...)."""
 
 
@@ -151,7 +152,7 @@ def _build(
     """Shared body of the builders: validate choices, build, load weights, freeze."""
     freeze = check_freeze(freeze)
     if weights is not None and weights_path is not None:
-        raise ValueError("give either weights (a torchvision name) or weights_path (a local file), not both")
+        raise ConfigError("give either weights (a torchvision name) or weights_path (a local file), not both")
     net = TorchvisionResNet(block, layers, num_classes, stem=stem, head=head, head_dropout=head_dropout)
     if weights is not None:
         _load_backbone(net, _download(weights_enum, weights), source=f"torchvision {weights}")
@@ -164,7 +165,7 @@ def _build(
 
 def _check_choice(key: str, value: object, valid: tuple[str, ...]) -> None:
     if value not in valid:
-        raise ValueError(f"unknown {key} {value!r}; valid: {', '.join(valid)}")
+        raise ConfigError(f"unknown {key} {value!r}; valid: {', '.join(valid)}")
 
 
 def _resolve_weights(weights_enum, name: str):
@@ -172,7 +173,7 @@ def _resolve_weights(weights_enum, name: str):
     key = str(name).split(".")[-1]
     if key not in weights_enum.__members__:
         valid = ", ".join([w.name for w in weights_enum] + ["DEFAULT"])
-        raise ValueError(f"unknown weights {name!r} for {weights_enum.__name__}; valid: {valid}")
+        raise ConfigError(f"unknown weights {name!r} for {weights_enum.__name__}; valid: {valid}")
     return weights_enum[key]
 
 

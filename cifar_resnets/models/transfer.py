@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cifar_resnets.errors import ConfigError, UserError
+
 __all__ = [
     "FREEZES",
     "HEAD_PREFIX",
@@ -29,7 +31,7 @@ FREEZES = ("none", "backbone")
 HEAD_PREFIX = "fc."
 
 
-class WeightsMismatchError(ValueError):
+class WeightsMismatchError(UserError, ValueError):
     """A weights file or checkpoint does not fit the backbone (names or shapes differ)."""
 
 
@@ -37,7 +39,7 @@ def check_freeze(freeze: str | None) -> str:
     """Validate a ``freeze`` choice (``None`` means ``"none"``) and return it."""
     freeze = "none" if freeze is None else freeze
     if freeze not in FREEZES:
-        raise ValueError(f"unknown freeze {freeze!r}; valid: {', '.join(FREEZES)}")
+        raise ConfigError(f"unknown freeze {freeze!r}; valid: {', '.join(FREEZES)}")
     return freeze
 
 
@@ -76,7 +78,7 @@ def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} does not exist; check weights_path")
+        raise ConfigError(f"weights file {path} does not exist; check weights_path")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as err:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from cifar_resnets.config.compose import compose_train
+from cifar_resnets.errors import UserError
 from cifar_resnets.reproduce.tables import (
     RowResult,
     RowSpec,
@@ -54,7 +55,7 @@ from cifar_resnets.reproduce.tables import (
 CIFAR_TRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000}
 
 
-class ReproduceError(ValueError):
+class ReproduceError(UserError, ValueError):
     """Bad command-line input to cifar-reproduce."""
 
 

@@ -22,12 +22,13 @@ import numpy as np
 import yaml
 
 from cifar_resnets.config.resources import experiments_dir
+from cifar_resnets.errors import UserError
 
 DISPLAYS = ("accuracy", "error")
 FAILED_STATUSES = ("failed", "diverged", "error")
 
 
-class TableError(ValueError):
+class TableError(UserError, ValueError):
     """A table definition that cannot be used; the message names the file and the key."""
 
 

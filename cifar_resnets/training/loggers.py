@@ -17,6 +17,8 @@ from typing import Any
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from cifar_resnets.errors import ConfigError
+
 
 class TensorBoardLogger(LightningTensorBoardLogger):
     """Lightning's TensorBoard logger whose per-logging-step ``save`` writes ``hparams.yaml`` once and
@@ -30,7 +32,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
 
     def __init__(self, *args: Any, flush_secs: int = 10, **kwargs: Any) -> None:
         if isinstance(flush_secs, bool) or not isinstance(flush_secs, (int, float)) or flush_secs <= 0:
-            raise ValueError(f"flush_secs={flush_secs} must be > 0 (seconds between event-file flushes)")
+            raise ConfigError(f"flush_secs={flush_secs} must be > 0 (seconds between event-file flushes)")
         super().__init__(*args, flush_secs=flush_secs, **kwargs)
         self._saved = False
 

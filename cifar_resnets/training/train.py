@@ -21,6 +21,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from cifar_resnets.config.checks import check_config
+from cifar_resnets.errors import ConfigError
 from cifar_resnets.inference.checkpoint import read_checkpoint
 from cifar_resnets.reporting.plots import write_training_history
 from cifar_resnets.reproduce.tables import log_hparams
@@ -48,7 +49,7 @@ def _resume_path(ckpt_path: str | None, output_dir: Path) -> str | None:
     else:
         path = Path(ckpt_path)
         if not path.is_file():
-            raise FileNotFoundError(
+            raise ConfigError(
                 f"ckpt_path={ckpt_path} does not exist; use a checkpoints/last.ckpt or ckpt_path=auto"
             )
     # Refuse truncated, foreign or code-carrying files with one line before any training state is built.
@@ -84,7 +85,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     try:
         check_config(cfg)
-    except ValueError as err:
+    except ConfigError as err:
         if output_dir.is_dir():  # a sweep job's folder (Hydra made it): record why the job failed
             _record_failure(output_dir, None, "failed", err)
         raise

@@ -29,8 +29,10 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import WeightAveraging
 
+from cifar_resnets.errors import UserError
 
-class EMAConfigError(ValueError):
+
+class EMAConfigError(UserError, ValueError):
     """An EMA setting that cannot work."""
 
 

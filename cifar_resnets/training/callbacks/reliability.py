@@ -30,6 +30,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from cifar_resnets.errors import ConfigError, UserError
+
 log = logging.getLogger(__name__)
 
 # Exit status of cifar-train after SIGTERM: checkpoint saved, run not finished (128 + SIGTERM, what a
@@ -37,8 +39,13 @@ log = logging.getLogger(__name__)
 EXIT_INTERRUPTED = 143
 
 
-class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or Inf; the message names step, epoch and learning rate."""
+class TrainingDiverged(UserError, RuntimeError):
+    """The training loss became NaN or Inf; the message names step, epoch and learning rate.
+
+    The run failed rather than its input being refused, hence exit status 1.
+    """
+
+    exit_code = 1
 
     def __init__(
         self,
@@ -112,7 +119,7 @@ class DivergenceGuard(L.Callback):
 
     def __init__(self, check_every_n_steps: int | None = None) -> None:
         if check_every_n_steps is not None and check_every_n_steps < 1:
-            raise ValueError(f"check_every_n_steps={check_every_n_steps} must be >= 1 (or null)")
+            raise ConfigError(f"check_every_n_steps={check_every_n_steps} must be >= 1 (or null)")
         self.check_every_n_steps = check_every_n_steps
         # The losses since the last check, one slot per step, and each slot's (step, epoch, batch, lr) on
         # the host: recording a step costs one device copy; the host reads them at each check.

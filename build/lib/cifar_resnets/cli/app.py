@@ -1,0 +1,77 @@
+"""`cifar-app`: start the Streamlit app (``cifar_resnets/app.py``) on an outputs folder.
+
+A thin wrapper so users need not know where the app script is installed:
+``cifar-app --outputs outputs --port 8501`` runs ``streamlit run <app.py> -- --outputs outputs``
+with the server bound to one address, headless (no browser launched, no usage statistics sent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from importlib.resources import files
+from pathlib import Path
+
+# Streamlit runs a script file: the app module as installed with the package.
+APP_SCRIPT = Path(str(files("cifar_resnets.app") / "streamlit_app.py"))
+
+
+def streamlit_args(outputs: Path, port: int, address: str) -> list[str]:
+    """The ``streamlit`` command line (without the program name) for these options."""
+    return [
+        "run",
+        str(APP_SCRIPT),
+        "--server.port",
+        str(port),
+        "--server.address",
+        address,
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+        "--client.toolbarMode",
+        "minimal",
+        "--",
+        "--outputs",
+        str(outputs),
+    ]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="cifar-app", description="Classify images with trained checkpoints and browse runs."
+    )
+    parser.add_argument(
+        "--outputs", type=Path, default=Path("outputs"), help="folder holding runs/ and sweeps/ (outputs)"
+    )
+    parser.add_argument("--port", type=int, default=8501, help="port to serve on (8501)")
+    parser.add_argument(
+        "--address", default="127.0.0.1", help="address to bind (127.0.0.1; 0.0.0.0 serves the network)"
+    )
+    args = parser.parse_args(argv)
+    if not 1 <= args.port <= 65535:
+        parser.error(f"--port {args.port} is not a port number (1-65535)")
+    if not args.outputs.is_dir():
+        parser.error(f"--outputs {args.outputs} is not a folder; pass the folder cifar-train writes to")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from streamlit.web import cli as stcli
+
+    # Streamlit's own CLI parses sys.argv; run it in-process so Ctrl-C and exit codes behave as usual.
+    sys.argv = ["streamlit", *streamlit_args(args.outputs.resolve(), args.port, args.address)]
+    os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+    try:
+        stcli.main()
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

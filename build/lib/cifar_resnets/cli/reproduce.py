@@ -1,0 +1,64 @@
+"""``cifar-reproduce``: rerun a published results table and write it beside the published numbers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cifar_resnets.cli.common import user_errors
+from cifar_resnets.reproduce.runner import ReproduceError, list_tables, reproduce
+from cifar_resnets.reproduce.tables import table_names
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="cifar-reproduce",
+        description="Rerun a published results table and write it beside the published numbers.",
+        epilog="Extra key=value arguments are Hydra overrides for every job, e.g. hydra/launcher=joblib.",
+    )
+    parser.add_argument("table", nargs="?", help=f"one of: {', '.join(table_names())}; or a table .yaml file")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides passed to every job")
+    parser.add_argument(
+        "--list", action="store_true", help="list the tables (with TABLE: its rows) and costs"
+    )
+    parser.add_argument("--smoke", action="store_true", help="tiny CPU version of every row (synthetic data)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per row (default: the table's)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default outputs/tables/TABLE)")
+    parser.add_argument("--data-root", default=None, help="folder holding the datasets (paths.data_dir)")
+    parser.add_argument("--parallel", type=int, default=1, help="rows run at the same time (default 1)")
+    parser.add_argument(
+        "--in-process", action="store_true", help="run jobs inside this process (no launcher; for smoke runs)"
+    )
+    parser.add_argument(
+        "--report-only", action="store_true", help="only rewrite the table from finished jobs"
+    )
+    args = parser.parse_intermixed_args(argv)
+    bad = [o for o in args.overrides if "=" not in o]
+    if bad:
+        raise ReproduceError(f"overrides must look like key=value, got {bad}")
+    if args.seeds is not None and args.seeds < 1:
+        raise ReproduceError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.parallel < 1:
+        raise ReproduceError(f"--parallel must be >= 1, got {args.parallel}")
+    if not args.list and not args.table:
+        raise ReproduceError(f"name a table ({', '.join(table_names())}) or use --list")
+    if args.data_root and not Path(args.data_root).is_dir():
+        raise ReproduceError(f"--data-root {args.data_root} is not a folder")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    with user_errors("cifar-reproduce"):
+        args = parse_args(argv)
+        if args.list:
+            print(list_tables([args.table] if args.table else None))
+            return 0
+        code = reproduce(args)
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Learning-rate milestones as optimizer steps, without importing torch.
+
+Kept apart from ``schedules.py`` so the config checks can refuse impossible milestones before the
+training stack (torch, Lightning) is even imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cifar_resnets.errors import UserError
+
+
+class ScheduleConfigError(UserError, ValueError):
+    """A schedule setting that cannot work with the run's length."""
+
+
+def milestone_steps(
+    milestones: Sequence[float], unit: str, *, total_steps: int, steps_per_epoch: int
+) -> list[int]:
+    """Milestones as optimizer-step indices; refuses ones that never happen or are out of order."""
+    per_unit = {"step": 1, "epoch": steps_per_epoch, "fraction": total_steps}
+    if unit not in per_unit:
+        raise ScheduleConfigError(f"schedule.unit must be one of {sorted(per_unit)}, got {unit!r}")
+    if unit == "fraction" and not all(0 < m < 1 for m in milestones):
+        raise ScheduleConfigError(
+            f"schedule.milestones {list(milestones)} are fractions of the run: use values in (0, 1)"
+        )
+    steps = [round(m * per_unit[unit]) for m in milestones]
+    if list(milestones) != sorted(milestones) or any(m <= 0 for m in milestones):
+        raise ScheduleConfigError(
+            f"schedule.milestones must be positive and increasing, got {list(milestones)}"
+        )
+    late = [m for m, s in zip(milestones, steps) if s >= total_steps]
+    if late and unit != "fraction":  # a fraction is inside the run by definition, however short it is
+        raise ScheduleConfigError(
+            f"schedule.milestones {late} ({unit}) fall at or after the end of the run ({total_steps} steps = "
+            f"{total_steps / steps_per_epoch:g} epochs); lower them or train longer"
+        )
+    return steps

@@ -1,0 +1,1 @@
+"""Results tables of cifar-reproduce, installed as the package ``cifar_resnets.experiments``."""

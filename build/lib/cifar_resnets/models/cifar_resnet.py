@@ -1,0 +1,172 @@
+"""He et al. 2016 CIFAR ResNets (6n+2 layers) and their plain counterparts.
+
+The net is a 3x3 stem (conv + BN + ReLU), three stages of n basic blocks at 16/32/64 channels
+(stride 2 at the start of stages 2 and 3), global average pooling and a linear classifier.
+``residual=False`` removes every shortcut, giving the "plain" nets of the paper's degradation study.
+The forward has no data-dependent Python control flow (all branches are fixed at construction), so it
+runs under ``torch.compile`` and CUDA graphs.
+Transfer learning works as for the torchvision nets (``cifar_resnets.models.transfer``): ``weights_path``
+loads the backbone of a state dict or a checkpoint of this suite, ``freeze="backbone"`` trains the head only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cifar_resnets.errors import ConfigError
+from cifar_resnets.models.attention import CBAM
+from cifar_resnets.models.init import he_init
+from cifar_resnets.models.transfer import (
+    FreezableBackbone,
+    check_freeze,
+    load_backbone_state,
+    read_weights_file,
+)
+
+__all__ = ["BasicBlock", "CifarResNet", "ZeroPadShortcut", "SHORTCUTS", "ATTENTIONS"]
+
+SHORTCUTS = ("A", "B")
+ATTENTIONS = (None, "cbam")
+
+
+class ZeroPadShortcut(nn.Module):
+    """Option-A shortcut: identity with stride-s subsampling and zero-padded extra channels (no params)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        if out_channels < in_channels:
+            raise ConfigError(
+                f"shortcut 'A' can only add channels ({in_channels} -> {out_channels}); use shortcut 'B'"
+            )
+        self.stride = stride
+        self.extra = out_channels - in_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride > 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        if self.extra:
+            # Pad the channel dim (the third pair from the end in F.pad's last-dim-first order).
+            x = F.pad(x, (0, 0, 0, 0, 0, self.extra))
+        return x
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 conv + BN layers; optional CBAM after the second BN; shortcut added before the last ReLU."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        residual: bool = True,
+        shortcut: str = "A",
+        attention: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.residual = residual
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.attention: nn.Module = CBAM(out_channels) if attention == "cbam" else nn.Identity()
+        same_shape = stride == 1 and in_channels == out_channels
+        if not residual:
+            self.shortcut: nn.Module | None = None
+        elif same_shape:
+            self.shortcut = nn.Identity()
+        elif shortcut == "A":
+            self.shortcut = ZeroPadShortcut(in_channels, out_channels, stride)
+        else:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.attention(self.bn2(self.conv2(out)))
+        if self.shortcut is not None:  # fixed at construction, not data-dependent
+            out = out + self.shortcut(x)
+        return self.relu(out)
+
+
+class CifarResNet(FreezableBackbone):
+    """CIFAR ResNet of He et al. 2016, section 4.2: depth = 6n + 2.
+
+    Args:
+        depth: 6n+2 (20, 32, 44, 56, 110, ...); n basic blocks per stage.
+        num_classes: classifier outputs.
+        residual: False builds the plain net of the same depth (no shortcuts at all).
+        shortcut: "A" = parameter-free zero-padding identity (the paper's CIFAR choice),
+            "B" = 1x1 conv + BN projection where the shape changes (identity elsewhere).
+        attention: None, or "cbam" to add CBAM to each block (after the second BN, before the addition).
+        widths: channels of the three stages.
+        weights_path: a state dict or suite ``.ckpt`` of the same architecture; its backbone is loaded
+            (the head ``fc`` keeps its fresh init, so the class count may differ).
+        freeze: "none", or "backbone" to train only ``fc`` (backbone BatchNorms stay in eval mode).
+
+    With option A and 10 classes the counts round to the paper's table 6 (0.27M, 0.46M, 0.66M, 0.85M,
+    1.7M): 269,722 (20), 464,154 (32), 658,586 (44), 853,018 (56), 1,727,962 (110). Option B adds the
+    two 1x1 projections + BN: 272,474 (20), 466,906, 661,338, 855,770, 1,730,714 (110).
+    """
+
+    def __init__(
+        self,
+        depth: int = 20,
+        num_classes: int = 10,
+        residual: bool = True,
+        shortcut: str = "A",
+        attention: str | None = None,
+        widths: tuple[int, ...] | list[int] = (16, 32, 64),
+        weights_path: str | Path | None = None,
+        freeze: str | None = "none",
+    ) -> None:
+        super().__init__()
+        freeze = check_freeze(freeze)
+        if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6 != 0:
+            raise ConfigError(f"depth must be 6n+2 with n >= 1 (e.g. 20, 32, 44, 56, 110), got {depth!r}")
+        if shortcut not in SHORTCUTS:
+            raise ConfigError(f"unknown shortcut {shortcut!r}; valid: {', '.join(SHORTCUTS)}")
+        if attention not in ATTENTIONS:
+            raise ConfigError(f"unknown attention {attention!r}; valid: null (off), cbam")
+        widths = tuple(widths)
+        if len(widths) != 3:
+            raise ConfigError(f"widths must give the channels of the 3 stages, got {widths}")
+        self.depth = depth
+        n = (depth - 2) // 6
+        self.conv1 = nn.Conv2d(3, widths[0], kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        self.relu = nn.ReLU(inplace=True)
+        channels = widths[0]
+        stages = []
+        for i, width in enumerate(widths):
+            blocks = []
+            for j in range(n):
+                stride = 2 if (i > 0 and j == 0) else 1
+                blocks.append(BasicBlock(channels, width, stride, residual, shortcut, attention))
+                channels = width
+            stages.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3 = stages
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(channels, num_classes)
+        he_init(self)
+        if weights_path is not None:
+            load_backbone_state(self, read_weights_file(weights_path), source=str(weights_path))
+        if freeze == "backbone":
+            self.freeze_backbone()
+
+    @property
+    def backbone(self) -> nn.Sequential:
+        """All modules except the head, in forward order (shares the modules, holds no copies)."""
+        return nn.Sequential(self.conv1, self.bn1, self.relu, self.layer1, self.layer2, self.layer3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        x = torch.flatten(self.avgpool(x), 1)
+        return self.fc(x)

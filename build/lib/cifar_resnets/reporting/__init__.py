@@ -1,0 +1,1 @@
+"""Reading what runs wrote (run folders, TensorBoard scalars) and drawing it."""

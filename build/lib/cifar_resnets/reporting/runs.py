@@ -1,0 +1,254 @@
+"""Find the runs, sweeps and checkpoints under an outputs folder and read what they recorded.
+
+A run folder (see the README) holds ``config.yaml``, ``metrics.json``, ``checkpoints/*.ckpt`` and
+TensorBoard event files; Hydra sweeps put one such folder per job below a sweep folder that holds
+``multirun.yaml``. Everything here only reads files and tolerates half-written or damaged runs (a
+run still training has no ``metrics.json`` yet): missing or unreadable parts come back empty rather
+than raising, so one bad folder cannot hide the others.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RUN_MARKERS = ("config.yaml", "metrics.json")
+EVENTS_GLOB = "events.out.tfevents.*"
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TIME = re.compile(r"^(\d{2}-\d{2}-\d{2})")
+
+
+@dataclass
+class Run:
+    """One training run folder and what it recorded."""
+
+    path: Path
+    sweep: Path | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    checkpoints: list[Path] = field(default_factory=list)
+    date: datetime | None = None
+
+    @property
+    def name(self) -> str:
+        """The folder name, prefixed by the sweep's folder for a sweep job (unique and readable)."""
+        return f"{self.sweep.name}/{self.path.name}" if self.sweep else self.path.name
+
+    @property
+    def model(self) -> str:
+        return str(self.metrics.get("model") or _get(self.config, "model", "name") or "?")
+
+    @property
+    def data(self) -> str:
+        return str(self.metrics.get("data") or data_name(self.config.get("data")) or "?")
+
+    @property
+    def test_acc(self) -> float | None:
+        value = self.metrics.get("test/acc")
+        return float(value) if isinstance(value, (int, float)) else None
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.metrics)
+
+    def row(self) -> dict[str, Any]:
+        """A flat summary for tables (one row per run)."""
+        m = self.metrics
+        return {
+            "run": self.name,
+            "sweep": self.sweep.name if self.sweep else "",
+            "date": self.date.strftime("%Y-%m-%d %H:%M") if self.date else "",
+            "model": self.model,
+            "data": self.data,
+            "test acc": self.test_acc,
+            "val acc": _number(m.get("val/acc")),
+            "test loss": _number(m.get("test/loss")),
+            "epochs": _number(m.get("epochs")),
+            "params": _number(m.get("params")),
+            "images/s": _number(m.get("train_images_per_second")),
+            "train s": _number(m.get("train_seconds")),
+            "status": "finished" if self.finished else "no metrics.json (running or stopped)",
+            "path": str(self.path),
+        }
+
+
+@dataclass
+class CheckpointEntry:
+    """A checkpoint file and the run it belongs to (for the checkpoint picker)."""
+
+    path: Path
+    run: Run
+
+    @property
+    def date(self) -> datetime:
+        return datetime.fromtimestamp(self.path.stat().st_mtime)
+
+    @property
+    def label(self) -> str:
+        return f"{self.run.name} · {self.path.name}"
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "checkpoint": self.label,
+            "model": self.run.model,
+            "data": self.run.data,
+            "test acc": self.run.test_acc,
+            "date": self.date.strftime("%Y-%m-%d %H:%M"),
+            "path": str(self.path),
+        }
+
+
+def _get(tree: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(tree, dict):
+            return None
+        tree = tree.get(key)
+    return tree
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def data_name(data_cfg: Any) -> str | None:
+    """A dataset's short name: ``data.name`` (cifar10, cifar100) or the datamodule's module name."""
+    if not isinstance(data_cfg, dict):
+        return None
+    if data_cfg.get("name"):
+        return str(data_cfg["name"])
+    target = str(data_cfg.get("_target_", ""))
+    return target.rsplit(".", 2)[-2] if target.count(".") >= 2 else (target or None)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A run's ``config.yaml`` as a dict; {} when missing or unreadable (yaml.safe_load: data only)."""
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A run's ``metrics.json`` as a dict; {} when missing or unreadable."""
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _run_date(run_dir: Path, outputs: Path) -> datetime | None:
+    """Start time from Hydra's folder names (``<date>/<time>_<name>`` or ``<date>/<time>/<job>``),
+    else the modification time of the run's first file."""
+    parts = run_dir.relative_to(outputs).parts if run_dir.is_relative_to(outputs) else run_dir.parts
+    for i in range(len(parts) - 1):
+        found = _TIME.match(parts[i + 1])
+        if _DATE.match(parts[i]) and found:
+            try:
+                return datetime.strptime(f"{parts[i]} {found.group(1)}", "%Y-%m-%d %H-%M-%S")
+            except ValueError:
+                break
+    times = [p.stat().st_mtime for p in run_dir.iterdir() if p.is_file()]
+    return datetime.fromtimestamp(min(times)) if times else None
+
+
+def _sweep_of(run_dir: Path) -> Path | None:
+    parent = run_dir.parent
+    return parent if (parent / "multirun.yaml").is_file() else None
+
+
+def _is_run_dir(path: Path) -> bool:
+    if path.name.startswith("."):  # Hydra's .hydra/ also holds a config.yaml
+        return False
+    return (
+        any((path / marker).is_file() for marker in RUN_MARKERS)
+        or any(path.glob(EVENTS_GLOB))
+        or any((path / "checkpoints").glob("*.ckpt"))
+    )
+
+
+def find_runs(outputs: str | Path) -> list[Run]:
+    """Every run folder below ``outputs`` (runs and sweep jobs), newest first."""
+    outputs = Path(outputs).expanduser()
+    if not outputs.is_dir():
+        return []
+    candidates: set[Path] = set()
+    for pattern in (*RUN_MARKERS, EVENTS_GLOB, "checkpoints/*.ckpt"):
+        for hit in outputs.rglob(pattern):
+            folder = hit.parent.parent if hit.parent.name == "checkpoints" else hit.parent
+            if not any(part.startswith(".") for part in folder.relative_to(outputs).parts):
+                candidates.add(folder)
+    runs = []
+    for folder in sorted(candidates):
+        if not _is_run_dir(folder):
+            continue
+        runs.append(
+            Run(
+                path=folder,
+                sweep=_sweep_of(folder),
+                config=read_yaml(folder / "config.yaml"),
+                metrics=read_json(folder / "metrics.json"),
+                checkpoints=sorted((folder / "checkpoints").glob("*.ckpt")),
+                date=_run_date(folder, outputs),
+            )
+        )
+    runs.sort(key=lambda r: (r.date or datetime.min, str(r.path)), reverse=True)
+    return runs
+
+
+def find_checkpoints(outputs: str | Path, runs: list[Run] | None = None) -> list[CheckpointEntry]:
+    """Every ``*.ckpt`` of every run below ``outputs``, newest file first."""
+    runs = find_runs(outputs) if runs is None else runs
+    entries = [CheckpointEntry(path, run) for run in runs for path in run.checkpoints if path.is_file()]
+    entries.sort(key=lambda e: e.path.stat().st_mtime, reverse=True)
+    return entries
+
+
+def group_sweeps(runs: list[Run]) -> dict[Path, list[Run]]:
+    """Sweep folder -> its jobs (in job order), for the sweeps present in ``runs``."""
+    sweeps: dict[Path, list[Run]] = {}
+    for run in runs:
+        if run.sweep is not None:
+            sweeps.setdefault(run.sweep, []).append(run)
+    for jobs in sweeps.values():
+        jobs.sort(key=lambda r: _job_number(r.path.name))
+    return dict(sorted(sweeps.items(), key=lambda kv: str(kv[0]), reverse=True))
+
+
+def _job_number(name: str) -> tuple[int, str]:
+    head = name.split("_", 1)[0]
+    return (int(head), name) if head.isdigit() else (1 << 30, name)
+
+
+def read_scalars(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar logged to TensorBoard in ``run_dir``: tag -> [(step, value), ...] sorted by step.
+
+    Uses TensorBoard's own event reader (robust to resumed runs with several event files and to a
+    file still being written); when a step was logged twice (a resume), the later value wins.
+    """
+    run_dir = Path(run_dir)
+    files = sorted(run_dir.glob(EVENTS_GLOB))
+    if not files:
+        return {}
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    series: dict[str, dict[int, float]] = {}
+    for file in files:  # file names start with the creation time: later files override
+        try:
+            acc = EventAccumulator(str(file), size_guidance={"scalars": 0})
+            acc.Reload()
+            tags = acc.Tags().get("scalars", [])
+        except Exception:  # noqa: BLE001 - a damaged event file must not hide the run's other files
+            continue
+        for tag in tags:
+            points = series.setdefault(tag, {})
+            for event in acc.Scalars(tag):
+                points[int(event.step)] = float(event.value)
+    return {tag: sorted(points.items()) for tag, points in sorted(series.items())}

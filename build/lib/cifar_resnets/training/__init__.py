@@ -1,0 +1,1 @@
+"""One training run: ``train(cfg)``, the LightningModule, the Trainer and the callbacks it runs with."""

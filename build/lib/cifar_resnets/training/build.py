@@ -1,0 +1,225 @@
+"""Config -> objects: the one place that knows how the Hydra config maps onto the pieces.
+
+The CLIs (train, evaluate, predict, the app) all build through here, so a checkpoint's stored
+config rebuilds exactly the net that wrote it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from cifar_resnets.training.checkpoint_io import AtomicCheckpointIO
+from cifar_resnets.training.module import ClassifierModule
+from cifar_resnets.training.profilers import NoProfiler
+from cifar_resnets.training.step_graph import CapturedTrainStep
+
+log = logging.getLogger(__name__)
+
+# Keys of a model config that steer training, not the net's constructor.
+TRAINING_MODEL_KEYS = ("name", "compile", "compile_mode", "channels_last")
+
+
+def _container(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+
+
+def run_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config of a run, without Hydra's own node (present when composed in tests)."""
+    return {
+        str(key): OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        for key, value in cfg.items()
+        if key != "hydra"
+    }
+
+
+def build_net(model_cfg: DictConfig | dict[str, Any], num_classes: int) -> nn.Module:
+    """The bare ``nn.Module`` described by a ``model`` config."""
+    kwargs = {k: v for k, v in _container(model_cfg).items() if k not in TRAINING_MODEL_KEYS}
+    return instantiate(kwargs, num_classes=num_classes, _convert_="all")
+
+
+def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
+    return instantiate(cfg.data, augment=_container(cfg.augment), _convert_="all")
+
+
+# torch optimizers with a fused CUDA step (one kernel for all parameters instead of a foreach chain).
+FUSED_OPTIMIZERS = ("torch.optim.SGD", "torch.optim.Adam", "torch.optim.AdamW")
+# torch.compile modes that record CUDA graphs.
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
+
+
+def _multi_device(trainer_cfg: DictConfig) -> bool:
+    strategy = str(trainer_cfg.get("strategy", "auto"))
+    devices = trainer_cfg.get("devices", 1)
+    return "ddp" in strategy or str(devices) not in ("1", "[0]") or int(trainer_cfg.get("num_nodes", 1)) > 1
+
+
+def step_graph_blocker(cfg: DictConfig) -> str | None:
+    """Why this run cannot record its training step as a CUDA graph, or None if it can."""
+    if not _uses_cuda(cfg.trainer.accelerator):
+        return "CUDA graphs need a CUDA GPU"
+    if _multi_device(cfg.trainer):
+        return "recording under DDP is not supported (PITFALLS A10/A13)"
+    if str(cfg.trainer.precision) in ("16-mixed", "16", "16-true"):
+        return "float16 needs a GradScaler, whose step cannot be recorded; use bf16"
+    if int(cfg.trainer.get("accumulate_grad_batches") or 1) > 1:
+        return "gradient accumulation adds gradients across batches; a recorded step rewrites them"
+    if cfg.model.get("compile", False) and cfg.model.get("compile_mode", "auto") in CUDA_GRAPH_MODES:
+        return f"model.compile_mode={cfg.model.compile_mode} records its own CUDA graphs"
+    return None
+
+
+def uses_step_graph(cfg: DictConfig) -> bool:
+    """``module.cuda_graph``: true | false | auto (= on wherever it can run: one CUDA GPU, bf16 or fp32).
+
+    ``true`` where it cannot run trains eagerly (``build_module`` says why), so one config serves a laptop
+    and a GPU node.
+    """
+    return cfg.module.get("cuda_graph", "auto") is not False and step_graph_blocker(cfg) is None
+
+
+def compile_mode(cfg: DictConfig) -> str | None:
+    """The ``torch.compile`` mode of the run's net, or None to run it eagerly.
+
+    ``model.compile``: true | false | auto (= on when training on CUDA). ``model.compile_mode``: auto =
+    ``default`` (inductor kernels) when the training step is recorded as a CUDA graph
+    (``module.cuda_graph``), else ``reduce-overhead`` (torch.compile's own CUDA graphs of the net) on one
+    CUDA device and ``default`` elsewhere. CUDA-graph modes fall back where graphs cannot be used: on the
+    CPU to ``default`` (inductor records no graphs there), under DDP to ``max-autotune-no-cudagraphs``
+    (PITFALLS A13: graph pools crash when train and eval alternate).
+    """
+    on_cuda = _uses_cuda(cfg.trainer.accelerator)
+    wanted = cfg.model.get("compile", False)
+    if wanted == "auto":
+        wanted = on_cuda
+    if not wanted:
+        return None
+    mode = cfg.model.get("compile_mode", "default")
+    if mode == "auto" and uses_step_graph(cfg):
+        return "default"
+    graphs = mode in ("auto", *CUDA_GRAPH_MODES)
+    if not graphs:
+        return mode
+    if not on_cuda:
+        return "default"
+    if _multi_device(cfg.trainer):
+        return "max-autotune-no-cudagraphs" if mode == "max-autotune" else "default"
+    return "reduce-overhead" if mode == "auto" else mode
+
+
+def build_optimizer_factory(cfg: DictConfig) -> Any:
+    """``instantiate(cfg.optim)``, with ``fused=True`` on CUDA for SGD/Adam/AdamW unless the config says
+    ``fused``/``foreach`` itself. Not with gradient clipping: Lightning refuses to clip for optimizers
+    that unscale inside ``step`` (fused ones), so those runs keep the foreach step."""
+    factory = instantiate(cfg.optim)
+    if (
+        _uses_cuda(cfg.trainer.accelerator)
+        and cfg.optim.get("_target_") in FUSED_OPTIMIZERS
+        and "fused" not in cfg.optim
+        and "foreach" not in cfg.optim
+        and not cfg.trainer.get("gradient_clip_val")
+    ):
+        factory = functools.partial(factory, fused=True)
+    return factory
+
+
+def build_module(cfg: DictConfig, num_classes: int) -> ClassifierModule:
+    net = build_net(cfg.model, num_classes)
+    mode = compile_mode(cfg)
+    if mode is not None:
+        # In place, so state-dict keys keep their names (PITFALLS A2); only the net is compiled,
+        # logging stays eager (A1). Static shapes: one graph per batch shape, never a dynamic one (A5).
+        net.compile(mode=mode, dynamic=False if mode in CUDA_GRAPH_MODES else None)
+    module = ClassifierModule(
+        net,
+        num_classes=num_classes,
+        optimizer=build_optimizer_factory(cfg),
+        scheduler=instantiate(cfg.schedule) if cfg.get("schedule") else None,
+        label_smoothing=cfg.module.label_smoothing,
+        weight_decay_bn_bias=cfg.module.weight_decay_bn_bias,
+        channels_last=cfg.model.get("channels_last", False) and _uses_cuda(cfg.trainer.accelerator),
+        config=run_config(cfg),
+    )
+    module.cudagraph_steps = mode in CUDA_GRAPH_MODES
+    if uses_step_graph(cfg):
+        module.step_graph_factory = CapturedTrainStep
+    elif cfg.module.get("cuda_graph", "auto") is True:
+        log.warning("module.cuda_graph=true but %s: training steps run eagerly", step_graph_blocker(cfg))
+    return module
+
+
+def _uses_cuda(accelerator: str) -> bool:
+    return accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+
+
+def resolve_precision(precision: str | int, accelerator: str) -> str | int:
+    """``auto`` means bf16 mixed precision where the GPU has bf16, full precision elsewhere."""
+    if precision != "auto":
+        return precision
+    if _uses_cuda(accelerator) and torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "32-true"
+
+
+def _instantiate_all(group: DictConfig | None) -> list[Any]:
+    if not group:
+        return []
+    return [instantiate(node, _convert_="all") for node in group.values() if node is not None]
+
+
+def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
+    return _instantiate_all(cfg.get("callbacks"))
+
+
+def build_loggers(cfg: DictConfig) -> list[Any]:
+    return _instantiate_all(cfg.get("logger"))
+
+
+def _plugins() -> list[Any]:
+    # Checkpoints written to a temp file in their own folder, then renamed (PITFALLS D7).
+    plugins: list[Any] = [AtomicCheckpointIO()]
+    if SLURMEnvironment.detect() and not TorchElasticEnvironment.detect():
+        # One requeue owner (PITFALLS C9): submitit requeues; the rerun resumes with ckpt_path=auto.
+        plugins.append(SLURMEnvironment(auto_requeue=False))
+    return plugins
+
+
+def cudnn_benchmark(cfg: DictConfig) -> bool:
+    """``trainer.benchmark`` with null read as off, torch's default.
+
+    Lightning leaves cuDNN's flag as it finds it when the key is null, so a second fit in one process
+    (``cifar-reproduce --in-process``, ``cifar-bench``'s paths) would inherit the autotuning of the first.
+    """
+    return bool(cfg.trainer.get("benchmark") or False)
+
+
+def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
+    callbacks = build_callbacks(cfg)
+    loggers = build_loggers(cfg)
+    if not loggers:  # logger=none: LearningRateMonitor refuses to run without a logger
+        callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)]
+    kwargs: dict[str, Any] = {
+        "precision": resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator),
+        "callbacks": callbacks,
+        "logger": loggers or False,
+        "default_root_dir": cfg.paths.output_dir,
+        "enable_progress_bar": any(isinstance(c, L.pytorch.callbacks.ProgressBar) for c in callbacks),
+        "plugins": _plugins(),
+        "benchmark": cudnn_benchmark(cfg),
+    }
+    if cfg.trainer.get("profiler") is None:
+        kwargs["profiler"] = NoProfiler()
+    if compile_mode(cfg) is not None:
+        # A compiled submodule under inference_mode fails in eval (PITFALLS A4).
+        kwargs["inference_mode"] = False
+    kwargs.update(overrides)
+    return instantiate(cfg.trainer, **kwargs, _convert_="all")

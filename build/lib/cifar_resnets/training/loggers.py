@@ -1,0 +1,51 @@
+"""Experiment loggers, where Lightning's own cost the training loop time.
+
+``TensorBoardLogger`` exists because Lightning calls ``logger.save()`` after every logging step, and
+Lightning's ``TensorBoardLogger.save`` flushes the event file there and asks the file system whether
+``hparams.yaml`` exists. On a fast GPU that is several times a second, right after the logging step
+has synchronised with the GPU, so the GPU waits for the flush; on a cluster's network file system a
+flush and a ``stat`` can take milliseconds each. The ``SummaryWriter`` already flushes on its own
+thread every ``flush_secs``, and ``finalize`` (end of a run, also a failed or interrupted one) flushes
+and closes the file, so nothing logged is lost when the run ends; a killed process loses at most the
+last ``flush_secs`` seconds of scalars.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+
+from cifar_resnets.errors import ConfigError
+
+
+class TensorBoardLogger(LightningTensorBoardLogger):
+    """Lightning's TensorBoard logger whose per-logging-step ``save`` writes ``hparams.yaml`` once and
+    leaves flushing to the writer's thread.
+
+    Args:
+        flush_secs: how often the writer's thread flushes the event file (TensorBoard shows new points
+            after at most this delay). ``SummaryWriter``'s default is 120.
+        *args, **kwargs: as for ``lightning.pytorch.loggers.TensorBoardLogger``.
+    """
+
+    def __init__(self, *args: Any, flush_secs: int = 10, **kwargs: Any) -> None:
+        if isinstance(flush_secs, bool) or not isinstance(flush_secs, (int, float)) or flush_secs <= 0:
+            raise ConfigError(f"flush_secs={flush_secs} must be > 0 (seconds between event-file flushes)")
+        super().__init__(*args, flush_secs=flush_secs, **kwargs)
+        self._saved = False
+
+    @rank_zero_only
+    def save(self) -> None:
+        # The first call writes hparams.yaml (Lightning's save never rewrites an existing one) and flushes
+        # what fit start logged; later calls would only flush again.
+        if not self._saved:
+            super().save()
+            self._saved = True
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        # Lightning's finalize saves again on success: let that one check hparams.yaml as it would.
+        self._saved = False
+        super().finalize(status)

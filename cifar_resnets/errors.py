@@ -1,0 +1,32 @@
+"""The one exception class for problems a user can fix.
+
+A ``UserError`` is an expected problem: a config value that cannot work, a missing or damaged data
+file, an unreadable image, a checkpoint from another program. Its message is one line that says what
+is wrong and what to do. The command lines print it as ``<prog>: error: <message>`` and exit with
+``exit_code`` (2 unless a subclass says otherwise). Every other exception is a bug: it keeps its
+traceback, and a sweep records it in the job's ``error.txt``.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """An expected problem with the user's input; the message says what to change."""
+
+    exit_code = 2
+
+
+class ConfigError(UserError, ValueError):
+    """A config value that cannot work; the message names the key and what to change."""
+
+
+def find_user_error(err: BaseException) -> UserError | None:
+    """``err`` or the ``UserError`` it was raised from (Hydra's ``instantiate`` wraps constructor errors)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, UserError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
