@@ -1,1 +1,0 @@
-"""The Streamlit app: the user interface only; inference and run reading come from the packages below."""

@@ -1,1 +1,0 @@
-"""A run's config: composing it from ``conf/`` as ``cifar-train`` does, and refusing impossible values."""

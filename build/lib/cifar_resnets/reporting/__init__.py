@@ -1,1 +1,0 @@
-"""Reading what runs wrote (run folders, TensorBoard scalars) and drawing it."""

@@ -1,1 +1,0 @@
-"""Published results tables: their definitions, the jobs that rerun them, and the reports beside the paper."""
