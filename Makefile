@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 ARGS ?=
 
-.PHONY: install train test test-fast lint format clean
+.PHONY: install train test test-fast test-bench lint format clean
 
 $(BIN)/cifar-train: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +22,16 @@ install: $(BIN)/cifar-train
 train: install
 	$(BIN)/cifar-train data.download=true $(ARGS)
 
-# Lint, then the whole test suite (slow end-to-end tests included).
+# Lint (benchmarks/ included), then the whole test suite (slow end-to-end tests included).
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q $(ARGS)
+
+# cifar-bench and the developer instruments of benchmarks/ (raw loop, host step time, time to accuracy,
+# the GPU scripts' CPU smoke modes): their own target, outside `make test`.
+test-bench: install
+	$(BIN)/pytest -q benchmarks/tests $(ARGS)
 
 test-fast: install
 	$(BIN)/pytest -q -m "not slow" $(ARGS)

@@ -1,17 +1,17 @@
 """Host time per training step with the GPU's share taken out: cifar-train's Trainer against the raw loop.
 
 A launch-bound step keeps the GPU busy only while the host queues steps at least as fast as the GPU
-runs them: at batch 128 a ResNet-20 step is about 1.9 ms of H100 work. Here the recorded step's replay
-does nothing (the eager warm-up steps and the recording still run the real step once each), so what
-is timed per step is host work only: the loader, the optimizer and the schedule, and inside the
-Trainer also Lightning's loop, the module hooks and the callbacks. Both paths are built from the same
-composed ``train`` config (``cifar-bench``'s ``fast`` settings, TensorBoard logging into a temporary
-folder, no checkpoint files or progress bar). Runs on the CPU; on a GPU the loader's and the
-optimizer's kernels are launched as usual (the timings then include the launches).
+runs them. Here the recorded step's replay does nothing (the eager warm-up steps and the recording
+still run the real step once each), so what is timed per step is host work only: the loader, the
+optimizer and the schedule, and inside the Trainer also Lightning's loop, the module hooks and the
+callbacks. Both paths are built from the same composed ``train`` config (cifar-bench's, with the
+GPU-resident loader, no compilation, TensorBoard logging into a temporary folder, no checkpoint files
+or progress bar). Runs on the CPU; on a GPU the loader's and the optimizer's kernels are launched as
+usual (the timings then include the launches), and the number to compare with is the GPU's step time.
 
 Prints the median and 90th-percentile host time per step of each path and the Trainer's extra per
-step (difference of medians). The spread between repeated runs on a busy 2-core machine is about
-±10 %: compare changes with several runs each.
+step (difference of medians). Repeated runs on a busy machine spread: compare changes with several
+runs each (docs/speed.md has measured spreads).
 
     python benchmarks/host_step_time.py [--model resnet20] [--batch-size 8] [--steps 1000] [--json F]
 """
@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,12 +28,13 @@ from typing import Any
 
 import lightning as L
 import torch
+from raw_loop import build_raw_loop
 
 from cifar_resnets.bench.data import prepare_data
 from cifar_resnets.bench.device import device_name
-from cifar_resnets.bench.path_config import bench_overrides, model_config_names, path_overrides
-from cifar_resnets.bench.raw_loop import build_raw_loop
-from cifar_resnets.bench.results import BenchError, check_json_target
+from cifar_resnets.bench.results import check_json_target, write_json
+from cifar_resnets.bench.train_config import bench_overrides, model_config_names
+from cifar_resnets.cli.common import user_errors
 from cifar_resnets.config.compose import compose_train
 from cifar_resnets.training.build import build_datamodule, build_module, build_trainer
 from cifar_resnets.training.step_graph import CapturedTrainStep
@@ -69,7 +68,7 @@ def _intervals(starts: list[float]) -> list[float]:
     return [b - a for a, b in zip(kept, kept[1:], strict=False)]
 
 
-def suite_steps(cfg: Any) -> list[float]:
+def trainer_steps(cfg: Any) -> list[float]:
     """cifar-train's Trainer, module and datamodule, with the recorded step replaying nothing."""
     L.seed_everything(cfg.seed)
     datamodule = build_datamodule(cfg)
@@ -83,7 +82,7 @@ def suite_steps(cfg: Any) -> list[float]:
 
 
 def raw_steps(cfg: Any, steps: int) -> list[float]:
-    """The raw loop (cifar-bench's ``raw`` path) with the same no-op replay."""
+    """The raw loop (``raw_loop.py``) with the same no-op replay."""
     loop = build_raw_loop(cfg, steps, recorder=record_nothing)
     return _intervals([time.perf_counter() for _ in loop.steps(steps)])
 
@@ -116,11 +115,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    try:
+    with user_errors("host_step_time.py"):
         return measure(args)
-    except (BenchError, OSError) as err:  # OSError: --json cannot be written (the numbers are printed first)
-        print(f"host_step_time.py: error: {err}", file=sys.stderr)
-        sys.exit(2)
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -133,28 +129,30 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         root, data_note = prepare_data(args.data_root, images, workdir)
         overrides = [
             *bench_overrides(root, args.model, args.batch_size, args.steps),
-            *path_overrides("eager", "off"),  # the no-op recorded step is attached by hand
+            # GPU-resident batches, no compilation; the no-op recorded step is attached by hand.
+            "data.loader=gpu",
+            "model.compile=false",
+            "module.cuda_graph=false",
             f"trainer.log_every_n_steps={args.log_every}",
         ]
         raw = raw_steps(compose_train(overrides, workdir / "raw"), args.steps)
-        suite = suite_steps(compose_train(overrides, workdir / "suite"))
+        trainer = trainer_steps(compose_train(overrides, workdir / "suite"))
     report = {
         "device": device_name(),
         "model": args.model,
         "batch_size": args.batch_size,
         "data": data_note,
         "raw": _summary(raw),
-        "suite": _summary(suite),
+        "trainer": _summary(trainer),
     }
-    report["trainer_extra_us"] = round(report["suite"]["median_us"] - report["raw"]["median_us"], 1)
+    report["trainer_extra_us"] = round(report["trainer"]["median_us"] - report["raw"]["median_us"], 1)
     print(f"host time per step, {args.model} at batch {args.batch_size}, replay stubbed; {report['device']}")
-    for path in ("raw", "suite"):
+    for path in ("raw", "trainer"):
         row = report[path]
         median, p90, n = row["median_us"], row["p90_us"], row["steps"]
-        print(f"  {path:5s}: median {median:8.1f} us  p90 {p90:8.1f} us  ({n} steps)")
+        print(f"  {path:7s}: median {median:8.1f} us  p90 {p90:8.1f} us  ({n} steps)")
     print(f"  the Trainer adds {report['trainer_extra_us']:.1f} us per step (difference of medians)")
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    write_json(args.json, report)
     return report
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from pathlib import Path
 
 import pytest
-from train_helpers import run_cli, run_gpu_script
+from train_helpers import run_cli
 
 from cifar_resnets.cli.reproduce import main
 from cifar_resnets.reproduce.tables import load_table, table_names
@@ -161,35 +160,6 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     proc = run_cli("cifar_resnets.cli.reproduce", ["no_such_table"], cwd=tmp_path, check=False)
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
     assert "unknown table 'no_such_table'" in proc.stderr
-
-
-def test_gpu_table_row_script_runs_tiny_on_cpu(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
-    run_gpu_script("table_row.sh", out)
-    summary = json.loads((out / "table_row.json").read_text())
-    assert 0.0 <= summary["row"]["test_acc"] <= 1.0
-    assert set(summary["sharing"]) == {"resnet20", "resnet32"}
-    for kinds in summary["sharing"].values():
-        assert set(kinds) == {"one", "four"}  # no MPS on a CPU
-        assert len(kinds["four"]["per_job_images_per_second"]) == 4
-        assert kinds["four"]["images_per_second"] > 0 and kinds["one"]["images_per_second"] > 0
-    assert summary["mps"] == "not tried (CONC_MPS=0)"
-    t6 = summary["table6_minutes"]
-    assert 0 < t6["best_of_measured"] <= t6["one_job_at_a_time"]
-    assert "| resnet32 |" in (out / "table_row.md").read_text()
-
-
-@pytest.mark.parametrize(
-    "value,message",
-    [("maybe", "CONC_MPS=maybe: use auto, 0 or 1"), ("1", "nvidia-cuda-mps-control is not on PATH")],
-)
-def test_gpu_table_row_script_refuses_bad_mps_settings_early(tmp_path: Path, value, message) -> None:
-    if value == "1" and shutil.which("nvidia-cuda-mps-control"):
-        pytest.skip("MPS is installed here: CONC_MPS=1 would start the runs")
-    proc = run_gpu_script("table_row.sh", tmp_path, check=False, CONC_MPS=value)
-    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
-    assert not any(tmp_path.iterdir())  # refused before any run started
 
 
 def test_parallel_rows_start_longest_first(tmp_path: Path, monkeypatch) -> None:

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import copy
 import functools
-import json
 from pathlib import Path
 
 import pytest
 import torch
 from lightning.pytorch.callbacks import EMAWeightAveraging
-from train_helpers import REPO, run_cli, run_gpu_script, tiny_overrides
+from train_helpers import tiny_overrides
 
 from cifar_resnets.config.compose import compose_train
 from cifar_resnets.models.cifar_resnet import CifarResNet
@@ -387,36 +386,6 @@ def test_fast_ema_refuses_bad_settings():
         FastEMA(update_every_n_steps=0)
 
 
-# ----- cifar-bench and the GPU check script -----
-def test_cifar_bench_runs_end_to_end_on_cpu(tmp_path):
-    out = tmp_path / "bench.json"
-    args = [
-        "--model", "resnet20", "--batch-size", "32", "--paths", "seed,suite,fast,eager,raw", "--steps", "2",
-        "--warmup", "1", "--synthetic-train", "128", "--workers", "0", "--json", str(out),
-        "--override", "trainer.precision=bf16-mixed",
-    ]  # fmt: skip
-    proc = run_cli("cifar_resnets.cli.bench", args, cwd=tmp_path)
-    assert "| model | batch | path | images/s | x seed-style |" in proc.stdout
-    assert "SYNTHETIC" in proc.stdout
-    report = json.loads(out.read_text())
-    assert [r["path"] for r in report["results"]] == ["seed", "suite", "fast", "eager", "raw"]
-    assert all(r["images_per_second"] > 0 and r["steps"] == 2 for r in report["results"])
-    # --override reaches every path but the seed-style loop (its own fp32 loop by definition).
-    assert [r["precision"] for r in report["results"]] == ["32-true"] + ["bf16-mixed"] * 4
-
-
-def test_bench_warmup_covers_the_first_logging_step():
-    """The first self.log of a process costs ~0.2 s of host time, once: the default warm-up of every path
-    but the seed-style loop ends after the first logging step, so it is not timed as a per-step cost."""
-    from cifar_resnets.bench.path_config import default_warmup
-
-    assert default_warmup("seed", graphs=True, log_every=50) == 20
-    for path in ("suite", "fast", "eager", "raw"):
-        assert default_warmup(path, graphs=False, log_every=50) == 60 > 50
-        assert default_warmup(path, graphs=True, log_every=10) == 30  # graph recording needs 30 anyway
-        assert default_warmup(path, graphs=False, log_every=200) == 210
-
-
 def test_every_trainer_sets_cudnn_autotuning_from_its_config_only(tmp_path):
     """A second fit in one process (cifar-reproduce --in-process, cifar-bench's paths) must not inherit
     the first one's autotuning: Lightning leaves the flag as it finds it when trainer.benchmark is null."""
@@ -424,142 +393,6 @@ def test_every_trainer_sets_cudnn_autotuning_from_its_config_only(tmp_path):
     assert torch.backends.cudnn.benchmark
     build.build_trainer(compose_train(["trainer.accelerator=cpu"], tmp_path / "b"))  # null: off again
     assert not torch.backends.cudnn.benchmark
-
-
-def test_table6_extrapolation_sums_the_nine_runs():
-    from cifar_resnets.bench.results import Result
-    from cifar_resnets.bench.table6 import seconds_per_image_in_depth, table6_seconds, time_to_table
-
-    images = 64_000 * 128
-    # One depth: all nine runs costed like it.
-    assert table6_seconds({20: 1e-5})[0] == pytest.approx(9 * images * 1e-5)
-    # Seconds per image linear in depth (exactly: s = 1e-6 * depth), summed over 20..110 and plain 20..56.
-    seconds, formula = table6_seconds({20: 20e-6, 56: 56e-6})
-    assert seconds == pytest.approx(images * 1e-6 * (20 + 32 + 44 + 56 + 110 + 20 + 32 + 44 + 56))
-    assert "fitted in depth" in formula
-    with pytest.raises(ValueError, match="no measured depth"):
-        table6_seconds({})
-    assert seconds_per_image_in_depth({20: 1.0, 56: 2.0})(38) == pytest.approx(1.5)
-    assert seconds_per_image_in_depth({20: 1.0})(110) == 1.0
-    # time_to_table: per path, batch-128 results only, repeats of a depth averaged.
-    results = [
-        Result("resnet20", 128, "suite", 50_000.0, 10, 1.0, None, "bf16-mixed"),
-        Result("resnet20", 128, "suite", 100_000 / 3, 10, 1.0, None, "bf16-mixed"),  # mean s: 2.5e-5
-        Result("resnet20", 512, "suite", 1e9, 10, 1.0, None, "bf16-mixed"),  # not the paper's batch
-        Result("resnet20", 128, "raw", 1e5, 10, 1.0, None, "bf16-mixed"),
-    ]
-    table = time_to_table(results)
-    assert table["suite"]["seconds"] == pytest.approx(9 * images * 2.5e-5, abs=0.1)
-    assert table["raw"]["seconds"] == pytest.approx(9 * images * 1e-5, abs=0.1)
-    assert set(table) == {"suite", "raw"}
-
-
-def test_bench_clock_stops_at_the_last_step_not_at_the_end_of_fit(synthetic_cifar10, tmp_path):
-    """The raw loop stops its clock after its last step; the Trainer paths must too, or the once-per-run
-    end-of-fit work (epoch-end logs, on_train_end hooks) counts as a per-step cost."""
-    import lightning as L
-
-    from cifar_resnets.bench.trainer_paths import StepTimer
-
-    timer = StepTimer(warmup=1)
-    stopped_before: list[str] = []
-
-    class EndOfFit(L.Callback):  # runs after the timer in every hook
-        def on_train_epoch_end(self, trainer, pl_module):
-            if timer.end is not None:
-                stopped_before.append("epoch end")
-
-        def on_train_end(self, trainer, pl_module):
-            if timer.end is not None:
-                stopped_before.append("train end")
-
-    _fit(_tiny(synthetic_cifar10, tmp_path, **{"trainer.max_steps": 4}), callbacks=[timer, EndOfFit()])
-    assert stopped_before == ["epoch end", "train end"]
-    assert timer.steps == 3 and timer.end > timer.start
-    # A fit that ends on max_epochs stops the clock at on_train_end.
-    timer = StepTimer(warmup=1)
-    _fit(_tiny(synthetic_cifar10, tmp_path, **{"trainer.max_steps": -1}), callbacks=[timer])
-    assert timer.end is not None and timer.steps == 128 // 32 - 1
-
-
-@pytest.mark.parametrize(
-    "bad", [["--data-root", "nope"], ["--override", "nope.key=1"], ["--override", "trainer.benchmark=maybe"]]
-)
-def test_cifar_bench_refuses_bad_input_in_one_line(tmp_path, bad):
-    value = str(tmp_path / bad[1]) if bad[0] == "--data-root" else bad[1]
-    args = [bad[0], value, "--synthetic-train", "64", "--batch-size", "16"]
-    proc = run_cli("cifar_resnets.cli.bench", args, cwd=tmp_path, check=False)
-    assert proc.returncode == 2
-    last = proc.stderr.strip().splitlines()[-1]
-    # The line names the bad value itself: the missing folder, or the overridden key.
-    assert last.startswith("cifar-bench: error:") and bad[0] in last and value.split("=")[0] in last
-    if bad[1] == "trainer.benchmark=maybe":  # refused by cifar-train's own check_config, before any run
-        assert "must be true, false or null" in last
-
-
-def test_cifar_bench_refuses_an_unwritable_json_before_measuring(tmp_path):
-    blocker = tmp_path / "results"
-    blocker.write_text("kept\n")  # a file where --json wants a folder
-    for target, says in ((tmp_path, "is a folder"), (blocker / "bench.json", "is a file, not a folder")):
-        args = ["--json", str(target), "--synthetic-train", "64", "--batch-size", "16", "--paths", "seed"]
-        proc = run_cli("cifar_resnets.cli.bench", args, cwd=tmp_path, check=False)
-        assert proc.returncode == 2
-        assert proc.stderr.strip().splitlines() == [proc.stderr.strip().splitlines()[-1]]  # one line
-        assert proc.stderr.startswith(f"cifar-bench: error: --json {target}") and says in proc.stderr
-        assert "images/s" not in proc.stdout  # refused before the first measurement
-    assert blocker.read_text() == "kept\n"
-
-
-@pytest.mark.slow
-def test_gpu_bench_script_runs_tiny_on_cpu(tmp_path, synthetic_cifar10):
-    run_gpu_script("bench.sh", tmp_path, BENCH_DATA=str(synthetic_cifar10))
-    bench = tmp_path / "bench"
-    assert "| model | batch | path |" in (bench / "summary.md").read_text()
-    paths = {r["path"] for f in bench.glob("throughput_*.json") for r in json.loads(f.read_text())["results"]}
-    assert paths == {"seed", "suite", "eager", "raw"}
-    tta = json.loads((bench / "accuracy.json").read_text())
-    assert [r["path"] for r in tta["time_to_accuracy"]] == ["fast", "eager"]
-
-
-def _host_step_time():
-    """benchmarks/host_step_time.py as a module (benchmarks/ is not a package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("host_step_time", REPO / "benchmarks" / "host_step_time.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
-
-
-def test_host_step_time_times_both_paths_with_the_step_stubbed(tmp_path):
-    """benchmarks/host_step_time.py: the same number of host-only steps timed in the raw loop and in
-    the Trainer."""
-    tool = _host_step_time()
-    out = tmp_path / "host.json"
-    report = tool.main(["--steps", "24", "--batch-size", "4", "--log-every", "5", "--json", str(out)])
-    assert json.loads(out.read_text()) == report
-    timed = 24 - tool.SKIPPED_STEPS - 1
-    assert report["raw"]["steps"] == report["suite"]["steps"] == timed
-    assert 0 < report["raw"]["median_us"] <= report["raw"]["p90_us"]
-    assert 0 < report["suite"]["median_us"] <= report["suite"]["p90_us"]
-    assert report["trainer_extra_us"] == pytest.approx(
-        report["suite"]["median_us"] - report["raw"]["median_us"], abs=0.11
-    )
-    assert "SYNTHETIC" in report["data"]
-
-
-@pytest.mark.parametrize(
-    "args", [["--data-root", "missing"], ["--model", "resnet21"], ["--steps", "5"], ["--json", "."]]
-)
-def test_host_step_time_refuses_bad_arguments_in_one_line(tmp_path, capsys, args):
-    tool = _host_step_time()
-    if args[0] in ("--data-root", "--json"):  # a missing folder; a folder where a file belongs
-        args = [args[0], str(tmp_path / args[1])]
-    with pytest.raises(SystemExit) as exit_info:
-        tool.main(args)
-    assert exit_info.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert "error:" in lines[-1] and args[0] in lines[-1]
 
 
 def test_trainer_profiles_only_when_asked(synthetic_cifar10, tmp_path):

@@ -56,33 +56,5 @@ def run_cli(
     return proc
 
 
-def run_gpu_script(
-    name: str, out: Path, timeout: float = 900, check: bool = True, **env: str
-) -> subprocess.CompletedProcess:
-    """Run ``benchmarks/gpu/<name>`` in its CPU smoke mode (GPU_CHECK_TINY=1), results into ``out``; with
-    ``check``, asserts it succeeds. PYTHON: the interpreter running the tests (bash's python3 may lack the
-    suite's packages)."""
-    full_env = {
-        **os.environ,
-        "GPU_CHECK_TINY": "1",
-        "OUT": str(out),
-        "PYTHONPATH": str(REPO),
-        "PYTHON": sys.executable,
-        **env,
-    }
-    full_env.pop("CIFAR_DATA", None)
-    proc = subprocess.run(
-        ["bash", str(REPO / "benchmarks" / "gpu" / name)],
-        cwd=REPO,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if check:
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
-
-
 def read_metrics(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())

@@ -1,22 +1,17 @@
-"""``cifar-bench``: training images/s on this device, the seed projects' way against the suite's.
+"""``cifar-bench``: cifar-train's training images/s on this device, against a plain PyTorch loop.
 
-Paths, all on the same data and the same net (built from ``conf/model``):
+Two paths, on the same images and the same net (built from ``conf/model``):
 
-- ``seed``:  the seed projects' loop: a torchvision-style Dataset with PIL transforms (RandomCrop 4,
-  flip, ToTensor, Normalize) in DataLoader workers, fp32, plain SGD loop (``seed_loop``).
-- ``suite``: ``cifar-train`` as users run it: the real config, datamodule, module and Trainer from
-  ``build.py`` (``loader``/``precision``/``compile``/``cuda_graph`` left at their defaults, TensorBoard
-  logging into a temporary folder); no checkpoint files or progress bar (disk and terminal, not training).
-  On one CUDA GPU that is the fast path below (``trainer_paths``).
-- ``fast``:  the fastest the suite offers, inside the Trainer: GPU-resident loader, bf16 on CUDA, each
-  training step replayed as one CUDA graph (``module.cuda_graph``) around inductor kernels
-  (``model.compile=auto``); on the CPU the GPU-resident loader on CPU tensors, eager.
-- ``eager``: the ``fast`` settings without CUDA graphs or compilation: what the graphs buy.
-- ``raw``:   the ``fast`` settings in the suite's own plain loop (no Lightning), to show Lightning's share
-  (``raw_loop``).
+- ``reference``: the plain PyTorch reference loop, as the reimplementations the suite reproduces
+  train: a torchvision-style Dataset whose PIL transforms (random crop with 4 pixels of padding, flip,
+  ToTensor, Normalize) run per image in DataLoader workers, fp32, plain SGD (``reference_loop``).
+- ``cifar-train``: cifar-train as users run it: the real config, datamodule, module and Trainer from
+  ``training/build.py`` with cifar-train's defaults (on one CUDA GPU: the data on the device, bf16,
+  each training step replayed as one CUDA graph), plus any ``--override`` (``train_path``).
 
-Warm-up steps (compilation, graph recording, worker start) are excluded, and so is what the Trainer
-does after the last step (once per run; the raw loop has none); the clock is read after a device
-sync at both ends. ``table6`` turns measured images/s into He et al.'s Table 6 wall time,
-``time_to_accuracy`` trains a recipe to its test accuracy, and ``cli`` is the command line.
+Warm-up steps (compilation, graph recording, worker start, the first logging step) are not timed,
+nor is what the Trainer does after the last step (once per run); the clock is read after a device
+sync at both ends. ``table6`` turns the measured images/s into an estimate of He et al.'s Table 6
+wall time. Developer instruments (the raw loop without Lightning, host time per step, time to
+accuracy, the GPU-session scripts) live in ``benchmarks/``, outside the package.
 """

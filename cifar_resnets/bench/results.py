@@ -3,13 +3,15 @@ JSON file they are written to."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cifar_resnets.errors import UserError
 
-PATHS = ("seed", "suite", "fast", "eager", "raw")
+PATHS = ("reference", "cifar-train")  # cifar-bench's two paths (package docstring)
 
 
 class BenchError(UserError, ValueError):
@@ -30,12 +32,12 @@ class Result:
 
 
 def _ratios(results: list[Result]) -> dict[int, float | None]:
-    """images/s over the seed-style loop's for the same model (same batch size when measured)."""
+    """images/s over the reference loop's for the same model (same batch size when measured)."""
     out: dict[int, float | None] = {}
     for i, r in enumerate(results):
-        seeds = [s for s in results if s.path == "seed" and s.model == r.model]
-        same = [s for s in seeds if s.batch_size == r.batch_size]
-        ref = (same or seeds or [None])[0]
+        refs = [s for s in results if s.path == "reference" and s.model == r.model]
+        same = [s for s in refs if s.batch_size == r.batch_size]
+        ref = (same or refs or [None])[0]
         out[i] = r.images_per_second / ref.images_per_second if ref else None
     return out
 
@@ -43,7 +45,7 @@ def _ratios(results: list[Result]) -> dict[int, float | None]:
 def format_table(results: list[Result]) -> str:
     ratios = _ratios(results)
     lines = [
-        "| model | batch | path | images/s | x seed-style | peak device MiB | precision | notes |",
+        "| model | batch | path | images/s | x reference | peak device MiB | precision | notes |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(results):
@@ -77,3 +79,13 @@ def check_json_target(path: Path | None) -> None:
     target = path if path.exists() else path.parent
     if not os.access(target, os.W_OK):
         raise BenchError(f"--json {path}: {target} is not writable; name a writable place")
+
+
+def write_json(path: Path | None, report: dict[str, Any]) -> None:
+    """Write ``report`` to a ``--json`` file checked by ``check_json_target`` (nothing without one)."""
+    if path is None:
+        return
+    try:
+        path.write_text(json.dumps(report, indent=1) + "\n")
+    except OSError as err:  # checked writable up front; a full disk can still refuse it
+        raise BenchError(f"--json {path}: {err.strerror} (the results are printed above)") from None

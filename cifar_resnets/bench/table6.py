@@ -1,12 +1,26 @@
-"""He et al. 2016 Table 6 wall time, extrapolated from measured training images/s at batch 128.
+"""He et al. 2016 Table 6 wall time, estimated from measured training images/s at batch 128.
 
 Table 6 is nine runs (ResNet-20/32/44/56/110 and plain-20/32/44/56) of 64k iterations at batch 128.
-Measuring all nine would take as long as running them; a step's cost grows close to linearly in depth
-(the same three stages, more blocks each), so two measured depths cost the rest.
+Measuring all nine would take as long as running them, so the measured depths cost the others.
+
+The cost model: a CIFAR net of depth d runs the same stem, three stages and head at every depth, with
+more blocks per stage, so its time per image is ``a + b d`` with ``a >= 0`` (work that does not grow
+with depth: loader, optimizer launch, stem and head) and ``b >= 0``. Whatever ``a`` and ``b`` are, a
+deeper net costs at least as much per image as a shallower one, and at most ``d / d0`` times as much
+as the net of depth ``d0``. The estimate never falls with depth and never undercuts a measurement:
+
+- at and between measured depths: the running maximum of the measured values (a deeper net measured
+  faster than a shallower one, which is noise, is costed as the shallower one), linearly interpolated;
+- below the shallowest measured depth: that depth's value (the lower bound);
+- above the deepest: that depth's value times ``d / d_max`` (the upper bound).
+
+A least-squares line through noisy timings instead can fall with depth and extrapolate Table 6 to
+a negative time.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -24,40 +38,58 @@ def cifar_depth(model: str) -> int | None:
     return int(digits) if digits and model.startswith(("resnet", "plain")) and int(digits) % 6 == 2 else None
 
 
-def seconds_per_image_in_depth(measured: dict[int, float]) -> Callable[[int], float]:
-    """s(d), seconds per training image at batch 128 for a CIFAR depth d, from measured depths: the
-    measured value at every depth when there is one, else the least-squares line s(d) = a + b d."""
+def _monotone(measured: dict[int, float]) -> tuple[list[int], list[float]]:
+    """Measured depths in order and the running maximum of their seconds per image."""
     if not measured:
-        raise ValueError("no measured depth to extrapolate Table 6 from")
+        raise ValueError("no measured depth to estimate Table 6 from")
+    bad = {d: s for d, s in measured.items() if not (math.isfinite(s) and s > 0) or d < 1}
+    if bad:
+        raise ValueError(f"seconds per image must be finite and > 0 at depths >= 1, got {bad}")
     depths = sorted(measured)
-    if len(depths) == 1:
-        return lambda d: measured[depths[0]]
-    b, a = np.polyfit(depths, [measured[d] for d in depths], 1)
-    return lambda d: float(a + b * d)
+    return depths, list(np.maximum.accumulate([measured[d] for d in depths]))
+
+
+def seconds_per_image_in_depth(measured: dict[int, float]) -> Callable[[int], float]:
+    """s(d), seconds per training image for a CIFAR depth d, from measured seconds per image by depth:
+    non-decreasing in d and at least every measured value (the module docstring has the model)."""
+    depths, values = _monotone(measured)
+
+    def s(d: int) -> float:
+        if d >= depths[-1]:
+            return values[-1] * (d / depths[-1])  # d / d_max >= 1 first: never below values[-1]
+        return float(np.interp(d, depths, values))  # the shallowest value below the shallowest depth
+
+    return s
 
 
 def table6_seconds(seconds_per_image: dict[int, float]) -> tuple[float, str]:
-    """Extrapolated wall time of He et al. Table 6 (nine runs x 64k steps x batch 128), and its formula,
-    from measured seconds per training image at batch 128, keyed by CIFAR depth.
+    """Estimated wall time of He et al. Table 6 (nine runs x 64k steps x batch 128), and how it was
+    costed, from measured seconds per training image at batch 128 keyed by CIFAR depth.
 
-    T = 64000 x 128 x sum over the nine depths of s(d) (``seconds_per_image_in_depth``): with one
-    measured depth every run is costed as that depth; plain nets are costed as residual nets of the same
-    depth. Compilation and evaluation excluded.
+    T = 64000 x 128 x sum over the nine depths of s(d) (``seconds_per_image_in_depth``); plain nets are
+    costed as residual nets of the same depth. Compilation and evaluation excluded.
     """
     s = seconds_per_image_in_depth(seconds_per_image)
     seconds = TABLE6_STEPS * TABLE6_BATCH * sum(s(d) for d in TABLE6_DEPTHS)
-    if len(seconds_per_image) == 1:
-        (depth,) = seconds_per_image
-        return seconds, f"9 x 64000 x 128 / ips(depth {depth}) (every run costed as the measured depth)"
-    depth_list = ",".join(str(d) for d in TABLE6_DEPTHS)
-    return seconds, f"64000 x 128 x sum_d (a + b d) over depths {depth_list}; 1/ips fitted in depth"
+    depths, values = _monotone(seconds_per_image)
+    how = [f"measured depths {','.join(map(str, depths))}"]
+    raised = [d for d, v in zip(depths, values, strict=True) if v > seconds_per_image[d]]
+    if raised:
+        how.append(f"depth {','.join(map(str, raised))} measured faster than a shallower net: costed as it")
+    deeper = sorted({d for d in TABLE6_DEPTHS if d > depths[-1]})
+    if deeper:
+        how.append(f"depth {','.join(map(str, deeper))} costed proportionally to depth {depths[-1]}")
+    shallower = sorted({d for d in TABLE6_DEPTHS if d < depths[0]})
+    if shallower:
+        how.append(f"depth {','.join(map(str, shallower))} costed as depth {depths[0]}")
+    return seconds, "; ".join(how)
 
 
 def time_to_table(results: list[Result]) -> dict[str, Any]:
     """``table6_seconds`` for each path measured at batch 128 with a CIFAR depth (repeated measurements
     of one depth are averaged)."""
     out: dict[str, Any] = {}
-    for path in PATHS:
+    for path in dict.fromkeys([*PATHS, *(r.path for r in results)]):
         measured: dict[int, list[float]] = {}
         for r in results:
             depth = cifar_depth(r.model)
@@ -65,6 +97,6 @@ def time_to_table(results: list[Result]) -> dict[str, Any]:
                 measured.setdefault(depth, []).append(1.0 / r.images_per_second)
         if not measured:
             continue
-        seconds, formula = table6_seconds({d: float(np.mean(s)) for d, s in measured.items()})
-        out[path] = {"seconds": round(seconds, 1), "minutes": round(seconds / 60, 1), "formula": formula}
+        seconds, how = table6_seconds({d: float(np.mean(s)) for d, s in measured.items()})
+        out[path] = {"seconds": round(seconds, 1), "minutes": round(seconds / 60, 1), "costed": how}
     return out

@@ -1,7 +1,7 @@
-"""The ``suite``, ``fast`` and ``eager`` paths: a real ``cifar-train`` fit, timed from inside.
+"""The ``cifar-train`` path: a real cifar-train fit, timed from inside.
 
-The Trainer, datamodule and module are the ones ``build.py`` makes for ``cifar-train``; only a timing
-callback is added, so what is measured is what users run.
+The Trainer, datamodule and module are the ones ``training/build.py`` makes for cifar-train; only a
+timing callback is added, so what is measured is what users run.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import lightning as L
 import torch
 
 from cifar_resnets.bench.device import peak_memory_mib, reset_peak_memory, sync
-from cifar_resnets.bench.path_config import describe_path, path_config
 from cifar_resnets.bench.results import BenchError, Result
+from cifar_resnets.bench.train_config import describe_run, measured_config
 
 
 class StepTimer(L.Callback):
     """Times optimizer steps ``warmup`` .. the last one, with a device sync at both ends.
 
-    The clock stops when the last step's batch ends, as the raw loop's does after its last step: the
+    The clock stops when the last step's batch ends, as a plain loop's would after its last step: the
     end-of-fit work that follows (the epoch's closing logs, ``on_train_end`` hooks) happens once per run,
     and inside a few hundred timed steps it would count as a per-step cost. A fit that ends on
     ``max_epochs`` instead stops the clock at ``on_train_end``.
@@ -52,23 +52,24 @@ class StepTimer(L.Callback):
         self.steps += trainer.global_step
 
 
-def trainer_path(
+def train_path(
     root: Path,
     model: str,
     batch_size: int,
     steps: int,
     warmup: int,
-    path: str,
-    compile_flag: str,
     workdir: Path,
     extra: Iterable[str] = (),
 ) -> Result:
-    """``suite``, ``fast`` or ``eager`` (``extra``: cifar-train overrides on top)."""
+    """``steps`` timed steps of cifar-train after ``warmup`` untimed ones (``extra``: cifar-train
+    overrides on top)."""
     from cifar_resnets.training.build import build_datamodule, build_module, build_trainer
 
-    cfg = path_config(root, model, batch_size, warmup + steps, path, compile_flag, extra, workdir)
+    cfg = measured_config(
+        root, model, batch_size, warmup + steps, extra, workdir / f"train_{model}_{batch_size}"
+    )
     L.seed_everything(cfg.seed)
-    torch._dynamo.reset()  # cuDNN autotuning: build_trainer sets it from the config
+    torch.compiler.reset()  # a fresh compilation per measurement; cuDNN autotuning: build_trainer sets it
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule.num_classes)
     timer = StepTimer(warmup)
@@ -77,10 +78,10 @@ def trainer_path(
     reset_peak_memory()
     trainer.fit(module, datamodule=datamodule)
     if timer.start is None or timer.end is None or timer.steps <= 0:
-        raise BenchError(f"{path}: the run ended before the {warmup} warm-up steps were over")
+        raise BenchError(f"cifar-train: the run ended before the {warmup} warm-up steps were over")
     seconds = timer.end - timer.start
-    notes = describe_path(cfg, "gpu" if datamodule.use_gpu_loader else "cpu", module.step_graph)
+    notes = describe_run(cfg, "gpu" if datamodule.use_gpu_loader else "cpu", module.step_graph)
     return Result(
-        model, batch_size, path, timer.steps * batch_size / seconds, timer.steps, seconds, peak_memory_mib(),
-        str(trainer.precision), notes,
+        model, batch_size, "cifar-train", timer.steps * batch_size / seconds, timer.steps, seconds,
+        peak_memory_mib(), str(trainer.precision), notes,
     )  # fmt: skip
