@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # GPU check of the issue-3 architectures: training throughput (images/s, from cifar-train's metrics.json)
-# of the seed-001 attention ResNet and ResNet-18 (CIFAR stem) on the real CIFAR-10 copy, and each short
+# of the CBAM attention ResNet and ResNet-18 (CIFAR stem) on the real CIFAR-10 copy, and each short
 # run's test accuracy. Results: $OUT/architectures/{<run>/metrics.json, summary.json, summary.md}.
 #
 # Data: $CIFAR_DATA (a folder holding cifar-10-batches-py). Tunable: ARCH_EPOCHS (2), ARCH_NUM_TRAIN (20000),
-# RUN_TIMEOUT (seconds per run, 150). About 60-90 s on one H100.
+# RUN_TIMEOUT (seconds per run, 150).
 # GPU_CHECK_TINY=1: CPU-sized smoke run (synthetic CIFAR-10 when CIFAR_DATA is not set).
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+require_suite
 out="${OUT:?set OUT}/architectures"
 mkdir -p "$out"
 data="${CIFAR_DATA:-}"
@@ -35,7 +36,7 @@ run() {  # run NAME OVERRIDES...: one cifar-train run into $out/NAME, never stop
   echo "== $name: rc=$? in $(( $(date +%s) - t0 )) s" | tee -a "$out/log.txt"
 }
 
-# The seed-001 recipe (strong augmentation, mixup/cutmix, EMA, clipping) at its own settings, shortened.
+# The CBAM attention-ResNet recipe (strong augmentation, mixup/cutmix, EMA, clipping) at its own settings, shortened.
 run attention_resnet experiment=attention_resnet
 # ResNet-18 with the CIFAR stem; one-cycle so that a 2-epoch run gives a meaningful test accuracy.
 run resnet18_cifar model=resnet18 schedule=onecycle optim.lr=0.2 optim.weight_decay=5e-4

@@ -16,6 +16,7 @@
 # GPU_CHECK_TINY=1: CPU-sized smoke run (synthetic data if none given).
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+require_suite
 out="${OUT:?set OUT}/bench"
 mkdir -p "$out"
 data="${BENCH_DATA:-${CIFAR_DATA:-}}"

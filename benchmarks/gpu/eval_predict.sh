@@ -9,6 +9,7 @@
 #   GPU_CHECK_TINY=1 CPU, synthetic data, a few steps: checks the script itself
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
+require_suite
 cd "$REPO"
 : "${OUT:?set OUT to the folder for the results}"
 export HYDRA_FULL_ERROR=1

@@ -6,6 +6,7 @@
 # GPU_CHECK_TINY=1 runs it on the CPU (tiny, a few minutes on 2 cores).
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+require_suite
 out="${OUT:?set OUT}/reliability"
 rm -rf "$out" && mkdir -p "$out"
 accel=gpu n_train=4096

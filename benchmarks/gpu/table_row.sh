@@ -10,7 +10,7 @@
 #   ROW_COMPILE=1     the defaults (inductor kernels, each step replayed as a CUDA graph); on failure the
 #                     row reruns eager with ROW_STEPS/4 steps and the failure is reported
 #   CONC_MODELS="resnet20 resnet56"  he2016 experiments to share the GPU with (two depths: the Table 6
-#                     extrapolation fits seconds per image in depth, as cifar-bench does)
+#                     estimate costs the other depths from them, as cifar-bench does)
 #   CONC_STEPS=1500   steps of each concurrency job
 #   CONC_MPS=auto     auto: also with MPS where nvidia-cuda-mps-control exists; 1: MPS required; 0: never
 #   CONC_EXTRA="model.compile=false"  overrides of the concurrency jobs (no inductor: its compile time
@@ -18,6 +18,7 @@
 #   GPU_CHECK_TINY=1  CPU, synthetic data, a few steps: checks the script itself
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
+require_suite
 cd "$REPO"
 : "${OUT:?set OUT to the folder for the results}"
 export HYDRA_FULL_ERROR=1
@@ -139,7 +140,7 @@ for model, kinds in sharing.items():
             kinds[kind]["x_one_job"] = round(kinds[kind]["images_per_second"] / kinds["one"]["images_per_second"], 2)
 
 # He et al. Table 6 in minutes: one job at a time, and with each of the nine depths run the fastest way
-# measured (alone, 4 at once, 4 under MPS), each way's seconds per image fitted in depth like cifar-bench.
+# measured (alone, 4 at once, 4 under MPS), each way's seconds per image costed by depth like cifar-bench.
 def fitted(kind):  # None unless measured for every model (one depth's number would stand for all)
     if not all(kind in k for k in sharing.values()):
         return None
@@ -172,7 +173,7 @@ cell = lambda k, x: "—" if x not in k else f"{k[x]['images_per_second']:,.0f}"
     f" ({k[x]['x_one_job']:.2f}x)" if "x_one_job" in k[x] else "")
 lines += [f"| {m} | {cell(k, 'one')} | {cell(k, 'four')} | {cell(k, 'four_mps')} |" for m, k in sharing.items()]
 t6 = summary["table6_minutes"]
-lines += ["", f"He et al. Table 6 extrapolated: {t6['one_job_at_a_time']} min one job at a time, "
+lines += ["", f"He et al. Table 6 estimated: {t6['one_job_at_a_time']} min one job at a time, "
           f"{t6['best_of_measured']} min running each depth the fastest way measured"]
 (out / "table_row.md").write_text("\n".join(lines) + "\n")
 print((out / "table_row.md").read_text())

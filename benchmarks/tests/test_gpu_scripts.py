@@ -1,13 +1,19 @@
-"""The GPU check scripts in their CPU smoke mode (GPU_CHECK_TINY=1)."""
+"""The GPU check scripts in their CPU smoke mode (GPU_CHECK_TINY=1), and how they install the suite on a
+GPU machine."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from bench_helpers import run_gpu_script
+from bench_helpers import REPO, run_gpu_script
+
+SHARED_DIR = Path(os.environ.get("CIFAR_SHARED_DIR", REPO.parent.parent / "shared"))
 
 
 @pytest.mark.slow
@@ -55,3 +61,46 @@ def test_gpu_table_row_script_refuses_bad_mps_settings_early(tmp_path: Path, val
     proc = run_gpu_script("table_row.sh", tmp_path, check=False, CONC_MPS=value)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert not any(tmp_path.iterdir())  # refused before any run started
+
+
+def test_gpu_scripts_refuse_an_interpreter_without_the_suite(tmp_path: Path) -> None:
+    """Configs are found through the installed package cifar_resnets.conf: a python that only has the
+    checkout on its path is refused in one line that says how to install, before any run."""
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    proc = run_gpu_script("bench.sh", tmp_path / "out", check=False, PYTHON=str(bare / "bin" / "python"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"bench.sh: the suite is not installed for {bare / 'bin' / 'python'}; install it with "
+        f"'{bare / 'bin' / 'python'} -m pip install -e {REPO}' (benchmarks/gpu/run_all.sh does it on a GPU "
+        "machine)"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_install_suite_layers_the_wheels_and_the_checkout_on_the_interpreter(tmp_path: Path) -> None:
+    """run_all.sh's set-up on a GPU machine: the Hydra wheels and the suite (editable) in a venv layered
+    on the interpreter's own packages; afterwards every check script finds the suite and its configs."""
+    wheels = SHARED_DIR / "wheels-gpu"
+    if not list(wheels.glob("*.whl")):
+        pytest.skip(f"no GPU-machine wheels in {wheels}")
+    venv = tmp_path / "venv"
+    script = (
+        f'source "{REPO}/benchmarks/gpu/common.sh" && install_suite "{wheels}" "{venv}" && require_suite && '
+        '"$PY" -c "import hydra, torch, cifar_resnets.config.resources as r; print(r.conf_dir())" '
+        '&& echo "PY=$PY PYTHON=$PYTHON"'
+    )
+    proc = subprocess.run(
+        ["bash", "-c", script],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    conf, names = proc.stdout.strip().splitlines()[-2:]
+    assert Path(conf) == REPO / "conf"
+    assert names == f"PY={venv}/bin/python PYTHON={venv}/bin/python"
+    # The wheels went into the layered venv, not into the interpreter's own packages.
+    assert list(venv.glob("lib/python*/site-packages/hydra"))
