@@ -8,13 +8,15 @@ check that came too late would fail differently (missing data) instead of passin
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 from hydra.core.global_hydra import GlobalHydra
-from train_helpers import tiny_overrides
+from train_helpers import run_cli, tiny_overrides
 
 from cifar_resnets.config.checks import ConfigError, check_config
 from cifar_resnets.config.compose import compose_train
@@ -26,6 +28,7 @@ def run_main(args: list[str], monkeypatch, capsys) -> tuple[int, list[str]]:
     from cifar_resnets.cli.train import main
 
     GlobalHydra.instance().clear()
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     monkeypatch.setattr(sys, "argv", ["cifar-train", *args])
     with pytest.raises(SystemExit) as exit_info:
         main()
@@ -46,6 +49,41 @@ BAD_CONFIGS = [
     ("logger.tensorboard.flush_secs=abc", "logger.tensorboard.flush_secs"),
     ("trainer.profiler=fancy", "trainer.profiler"),
     ("trainer.benchmark=maybe", "trainer.benchmark"),
+    # Lightning would run these for 0 steps and call the run completed.
+    ("trainer.max_steps=0", "trainer.max_steps"),
+    ("trainer.max_epochs=0 trainer.max_steps=20", "trainer.max_epochs"),
+    ("trainer.max_epochs=-1 trainer.max_steps=-1", "trainer.max_epochs=-1 and trainer.max_steps=-1"),
+    ("trainer.limit_train_batches=0", "trainer.limit_train_batches"),
+    ("trainer.limit_train_batches=1.5", "trainer.limit_train_batches"),
+    ("trainer.devices=0", "trainer.devices"),
+    # Not a number at all, or not the kind of number the key takes.
+    ("optim.lr=inf", "optim.lr=inf"),
+    ("optim.lr=nan", "optim.lr=nan"),
+    ("optim.lr='0.1'", "optim.lr='0.1'"),
+    ("data.batch_size=64.0", "data.batch_size=64.0"),
+    ("data.batch_size=true", "data.batch_size=true"),
+    ("seed=-1", "seed"),
+    ("augment.mixup_prob=1.5", "augment.mixup_prob=1.5"),
+    ("augment=strong augment.mixup_prob=0.6 augment.cutmix_prob=0.6", "augment.cutmix_prob"),
+    ("augment.crop_padding=32", "augment.crop_padding"),
+    ("data.classes=[3,3]", "data.classes"),
+    ("data.classes=[0,10]", "data.classes"),
+    ("optim.nesterov=true optim.momentum=0", "optim.momentum"),
+    ("model=attention_resnet model.kernel_size=4", "model.kernel_size"),
+    ("model=attention_resnet model.widths=[8,8]", "model.widths"),
+    ("ckpt_path=/nonexistent/last.ckpt", "ckpt_path"),
+    ("model.weights_path=/nonexistent/weights.pt", "model.weights_path"),
+    ("callbacks=ema callbacks.ema.decay=1.5", "callbacks.ema.decay"),
+    ("run_name=${nope}", "run_name"),
+    ("data.batch_size=???", "data.batch_size"),
+    # Hydra's own errors: an option or key that does not exist, an override it cannot parse.
+    ("model=doesnotexist", "model=doesnotexist"),
+    ("optim=nope", "optim=nope"),
+    ("data=nope", "data=nope"),
+    ("optim.lrr=0.1", "optim.lrr"),
+    ("+optim.lr=0.1", "optim.lr"),
+    ("~optim.nope", "optim.nope"),
+    ("a=b=c=[", "a=b=c=["),
 ]
 
 
@@ -59,6 +97,70 @@ def test_bad_config_exits_2_with_one_line_and_no_folder(
     assert code == 2
     assert len(lines) == 1 and key in lines[0], lines
     assert not run_dir.exists()
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_unknown_option_lists_the_valid_ones(tmp_path: Path, monkeypatch, capsys) -> None:
+    code, lines = run_main(["optim=nope", f"hydra.run.dir={tmp_path / 'run'}"], monkeypatch, capsys)
+    assert code == 2 and lines == ["cifar-train: error: optim=nope is not a config of optim; choose one of "
+                                   "adam, adamw, rmsprop, sgd"], lines  # fmt: skip
+
+
+def test_missing_config_dir(tmp_path: Path, monkeypatch, capsys) -> None:
+    code, lines = run_main(["--config-dir", str(tmp_path / "nope")], monkeypatch, capsys)
+    assert code == 2 and len(lines) == 1 and str(tmp_path / "nope") in lines[0], lines
+
+
+def test_hydra_full_error_keeps_hydras_own_report(tmp_path: Path, monkeypatch) -> None:
+    """HYDRA_FULL_ERROR=1 set by the user: Hydra's exception with its traceback, as Hydra documents."""
+    from hydra.errors import MissingConfigException
+
+    from cifar_resnets.cli.train import main
+
+    GlobalHydra.instance().clear()
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    monkeypatch.setattr(sys, "argv", ["cifar-train", "model=doesnotexist"])
+    with pytest.raises(MissingConfigException):
+        main()
+    GlobalHydra.instance().clear()
+    assert os.environ["HYDRA_FULL_ERROR"] == "1"
+
+
+def test_hydra_full_error_is_not_left_behind(tmp_path: Path, monkeypatch, capsys) -> None:
+    """``main`` sets HYDRA_FULL_ERROR only while Hydra composes and checks the config: the run itself
+    (and any process it starts, such as DDP ranks) sees the user's environment."""
+    seen = []
+
+    def record_the_environment(cfg) -> dict:
+        seen.append(os.environ.get("HYDRA_FULL_ERROR"))
+        return {}
+
+    monkeypatch.setattr("cifar_resnets.training.train.train", record_the_environment)
+    run_main(["model=doesnotexist"], monkeypatch, capsys)
+    assert "HYDRA_FULL_ERROR" not in os.environ
+    args = [*tiny_overrides(tmp_path / "no-data"), f"hydra.run.dir={tmp_path / 'run'}"]
+    from cifar_resnets.cli.train import main
+
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", ["cifar-train", *args])
+    main()
+    GlobalHydra.instance().clear()
+    assert seen == [None] and "HYDRA_FULL_ERROR" not in os.environ
+
+
+def test_the_checks_and_the_cli_import_no_torch() -> None:
+    """Importing torch takes seconds: the answer to a bad config (and to --help) must not wait for it."""
+    code = (
+        "import sys, cifar_resnets.cli.train, cifar_resnets.config.checks, cifar_resnets.data.augment_spec; "
+        "print(sorted(m for m in ('torch', 'lightning', 'torchvision') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_help_names_the_command(tmp_path: Path) -> None:
+    proc = run_cli("cifar_resnets.cli.train", ["--help"], cwd=tmp_path)
+    assert proc.stdout.startswith("cifar-train: train one model") and "model: " in proc.stdout
 
 
 def test_unwritable_output_folder(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -7,8 +7,11 @@ Examples::
     cifar-train -m model=resnet20,resnet56 optim=sgd,adam
     cifar-train ckpt_path=auto hydra.run.dir=outputs/runs/...   # continue a stopped run
 
-This module imports only Hydra at load time: the config checks (a Hydra callback) then refuse a
-bad config within a second, before torch and Lightning are loaded for the run itself
+An impossible config ends in one line, ``cifar-train: error: ...``, with exit status 2, before any
+data is read or folder created: Hydra's own errors (an unknown option or key, an override it cannot
+parse) through ``main``, every value the run reads through the config checks (a Hydra callback,
+``cifar_resnets.config.checks``). This module imports only Hydra at load time, so that answer comes
+within a second, before torch and Lightning are loaded for the run itself
 (``cifar_resnets.training.train``).
 """
 
@@ -24,7 +27,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from cifar_resnets.cli.common import user_errors
+from cifar_resnets.config.compose import hydra_errors_in_one_line
 from cifar_resnets.config.resources import CONF_SEARCH_PATH
+
+PROG = "cifar-train"
 
 
 def short_name(text: str, limit: int = 120) -> str:
@@ -40,16 +46,33 @@ OmegaConf.register_new_resolver("cifar_short_name", short_name, replace=True)
 
 def _route_lightning_logs() -> None:
     # Lightning installs its own handler at import time, before Hydra configures logging, so its
-    # messages would miss the run's log file (PITFALLS C6).
+    # messages would miss the run's log file.
     lightning_log = logging.getLogger("lightning.pytorch")
     for handler in list(lightning_log.handlers):
         lightning_log.removeHandler(handler)
     lightning_log.propagate = True
 
 
+# Hydra prints its own errors (an unknown config option, an override it cannot parse) over several
+# lines and exits with 1 (``hydra._internal.utils.run_and_report``); with HYDRA_FULL_ERROR=1 it raises
+# them instead, and ``main`` prints them in one line. ``main`` sets the variable only until the run
+# starts, so that what happens from then on is reported as Hydra documents it (a sweep's failed jobs
+# at its end); True while it is set by ``main`` rather than by the user.
+_hydra_full_error_set_by_main = False
+
+
+def _hydra_reports_from_here_on() -> None:
+    global _hydra_full_error_set_by_main
+    if _hydra_full_error_set_by_main:
+        os.environ.pop("HYDRA_FULL_ERROR", None)
+        _hydra_full_error_set_by_main = False
+
+
 @hydra.main(version_base="1.3", config_path=CONF_SEARCH_PATH, config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point; returns test accuracy so sweepers can optimise it."""
+def hydra_app(cfg: DictConfig) -> float | None:
+    """The run itself, once Hydra has composed and checked the config; returns test accuracy so
+    sweepers can optimise it."""
+    _hydra_reports_from_here_on()
     from cifar_resnets.training.train import train
 
     _route_lightning_logs()
@@ -57,8 +80,23 @@ def main(cfg: DictConfig) -> float | None:
     reraise = os.environ.get("HYDRA_FULL_ERROR") == "1" or HydraConfig.get().mode == RunMode.MULTIRUN
     if reraise:
         return train(cfg).get("test/acc")
-    with user_errors("cifar-train"):
+    with user_errors(PROG):
         return train(cfg).get("test/acc")
+
+
+def main() -> None:
+    """``cifar-train``: Hydra's command line, with its errors about the overrides in one line (exit 2)."""
+    global _hydra_full_error_set_by_main
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":  # the user asked for every error with its traceback
+        hydra_app()
+        return
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    _hydra_full_error_set_by_main = True
+    try:
+        with user_errors(PROG), hydra_errors_in_one_line():
+            hydra_app()
+    finally:
+        _hydra_reports_from_here_on()
 
 
 if __name__ == "__main__":

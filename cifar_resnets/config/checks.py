@@ -1,8 +1,11 @@
-"""Refuse impossible configs in the first second, before any data is read or folder created.
+"""Refuse impossible configs in the first second, before any data is read, seed set or folder created.
 
-``check_config`` raises ``ConfigError`` (a ``ValueError``) with one line that names the key and
-says what to change. ``CheckConfigCallback`` runs it as a Hydra callback at ``on_run_start``,
-i.e. before Hydra creates the run folder, so a typo leaves nothing behind on disk.
+``check_config`` raises ``ConfigError`` with one line that names the key and says what fits. It first
+checks every value that has a rule in ``RULES`` (its type and range: ``inf`` is no learning rate,
+``true`` no batch size), then the settings that only fail together (milestones beyond the run, more
+training images than the files hold). ``CheckConfigCallback`` runs it as a Hydra callback at
+``on_run_start``, i.e. before Hydra creates the run folder, so a typo leaves nothing behind on disk.
+Nothing here imports torch: it takes seconds to load and would delay the answer.
 """
 
 from __future__ import annotations
@@ -16,35 +19,199 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
-from cifar_resnets.config.milestones import ScheduleConfigError, milestone_steps
-from cifar_resnets.data.cifar_files import CIFAR_SPECS, IMAGE_BYTES
+from cifar_resnets.config.milestones import UNITS, WARMUP_MODES, ScheduleConfigError, milestone_steps
+from cifar_resnets.config.rules import Choice, Either, Flag, ListOf, Number, Rule, Text, show
+from cifar_resnets.data.augment_spec import AUGMENT_RANGES, AugmentConfigError, AugmentSpec
+from cifar_resnets.data.cifar_files import CIFAR_SPECS, IMAGE_BYTES, IMAGE_SHAPE
 from cifar_resnets.errors import ConfigError
 
 # Training-set sizes of the datasets whose size is known without reading them.
 KNOWN_TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000}
 # What trainer.profiler may name: Lightning's profilers by their Trainer strings (xla needs a TPU).
 LIGHTNING_PROFILERS = ("simple", "advanced", "pytorch")
+TRI_STATE = Choice((True, False, "auto"))
+# numpy's seed range; Lightning's seed_everything refuses any other seed.
+SEED = Number(int, low=0, high=2**32 - 1)
+POSITIVE = Number(float, low=0, low_open=True)
+POSITIVE_INT = Number(int, low=1)
+COUNT = Number(int, low=0)
+PROBABILITY = Number(float, low=0, high=1)
+FRACTION = Number(float, low=0, high=1, high_open=True)  # dropout, momentum, Adam's betas
+
+
+def _augment_rules() -> dict[str, Rule]:
+    """The ``augment`` group's rules, from the ranges its loaders validate (one table for both)."""
+    rules: dict[str, Rule] = {}
+    for key, kind in AugmentSpec.kinds().items():
+        if kind is bool:
+            rules[f"augment.{key}"] = Flag()
+        else:
+            low, high = AUGMENT_RANGES[key]
+            rules[f"augment.{key}"] = Number(kind, low=low, high=high)
+    return rules
+
+
+def _batch_limit(low: int) -> Rule:
+    # Lightning's limit_*_batches: an int counts batches, a float is a fraction of the epoch.
+    return Either(
+        (Number(int, low=low), Number(float, low=0, high=1, low_open=low > 0)), also={None: "all batches"}
+    )
+
+
+# Every value a run reads, by key, in the order of the config groups. A key that is not in the
+# composed config (another model's keys, a dropped callback) is skipped.
+RULES: dict[str, Rule] = {
+    "seed": SEED,
+    "ckpt_path": Text(also={None: "start from scratch"}),
+    "test_after_fit": Flag(),
+    # data: CIFAR-10/100 and the ImageNet subset
+    "data.name": Choice(tuple(CIFAR_SPECS)),
+    "data.root": Text(),
+    "data.classes": Either(
+        (
+            Number(int, low=2),  # the ImageNet subset's first N classes
+            ListOf(Number(int, low=0)),  # CIFAR class indices
+            ListOf(Text()),  # ImageNet wnids
+        ),
+        also={None: "all classes"},
+    ),
+    "data.image_size": Number(int, low=8),
+    "data.resize_size": Number(int, low=8),
+    "data.download": Flag(),
+    "data.val_size": COUNT,
+    "data.num_train": Number(int, low=1, also={None: "all images"}),
+    "data.per_class": Number(int, low=1, also={None: "all images"}),
+    "data.batch_size": POSITIVE_INT,
+    "data.eval_batch_size": POSITIVE_INT,
+    "data.num_workers": COUNT,
+    "data.split_seed": SEED,
+    "data.seed": SEED,
+    # model: CIFAR ResNet/plain, the attention ResNet, torchvision ResNets
+    "model.name": Text(),
+    "model.depth": Number(int, low=8),
+    "model.residual": Flag(),
+    "model.weights_path": Text(also={None: "no local weights"}),
+    "model.compile": TRI_STATE,
+    "model.channels_last": Flag(),
+    "model.stem_width": POSITIVE_INT,
+    "model.widths": ListOf(POSITIVE_INT),
+    "model.strides": ListOf(POSITIVE_INT),
+    "model.blocks_per_stage": POSITIVE_INT,
+    "model.reduction": POSITIVE_INT,
+    "model.kernel_size": POSITIVE_INT,
+    "model.dropout": FRACTION,
+    "model.head_dropout": FRACTION,
+    # optim: torch.optim's SGD, Adam, AdamW, RMSprop
+    "optim.lr": POSITIVE,
+    "optim.momentum": FRACTION,
+    "optim.nesterov": Flag(),
+    "optim.weight_decay": Number(float, low=0),
+    "optim.betas": ListOf(FRACTION, length=2),
+    "optim.eps": POSITIVE,
+    "optim.alpha": FRACTION,  # RMSprop's smoothing constant (Keras' rho)
+    # schedule
+    "schedule.milestones": ListOf(POSITIVE),
+    "schedule.unit": Choice(UNITS),
+    "schedule.gamma": POSITIVE,
+    "schedule.warmup_steps": COUNT,
+    "schedule.warmup_mode": Choice(WARMUP_MODES),
+    "schedule.eta_min": Number(float, low=0),
+    "schedule.max_lr": Number(float, low=0, low_open=True, also={None: "the optimizer's lr"}),
+    "schedule.pct_start": Number(float, low=0, high=1, low_open=True, high_open=True),
+    "schedule.anneal_strategy": Choice(("linear", "cos")),  # torch's OneCycleLR
+    "schedule.div_factor": POSITIVE,
+    "schedule.final_div_factor": POSITIVE,
+    "schedule.three_phase": Flag(),
+    "schedule.cycle_momentum": Flag(),
+    # augment: the ranges the loaders themselves validate
+    **_augment_rules(),
+    # trainer: Lightning's Trainer arguments
+    "trainer.devices": Either((Number(int, low=1), ListOf(COUNT)), also={-1: "all", "auto": "all visible"}),
+    "trainer.num_nodes": POSITIVE_INT,
+    "trainer.sync_batchnorm": Flag(),
+    "trainer.max_epochs": Number(int, low=1, also={-1: "no limit"}),
+    "trainer.max_steps": Number(int, low=1, also={-1: "no limit"}),
+    "trainer.gradient_clip_val": Number(float, low=0, low_open=True, also={None: "no clipping"}),
+    "trainer.gradient_clip_algorithm": Choice(("norm", "value")),
+    "trainer.log_every_n_steps": POSITIVE_INT,
+    "trainer.check_val_every_n_epoch": POSITIVE_INT,
+    "trainer.num_sanity_val_steps": Number(int, low=0, also={-1: "all"}),
+    "trainer.deterministic": Choice((True, False, "warn", None)),
+    "trainer.benchmark": Flag(also={None: "off, torch's default"}),
+    "trainer.limit_train_batches": _batch_limit(1),
+    "trainer.limit_val_batches": _batch_limit(0),
+    "trainer.limit_test_batches": _batch_limit(0),
+    "trainer.enable_model_summary": Flag(),
+    "trainer.profiler": Choice(LIGHTNING_PROFILERS, also={None: "none"}),
+    # callbacks (each can be dropped with callbacks.<name>=null)
+    "callbacks.checkpoint.save_last": Choice((True, False, "link")),
+    "callbacks.checkpoint.save_top_k": Number(int, low=0, also={-1: "keep all"}),
+    "callbacks.checkpoint.every_n_epochs": Number(int, low=0, also={None: "Lightning's default"}),
+    "callbacks.checkpoint.auto_insert_metric_name": Flag(),
+    "callbacks.checkpoint.enable_version_counter": Flag(),
+    "callbacks.mid_epoch_checkpoint.every_n_train_steps": POSITIVE_INT,
+    "callbacks.divergence.check_every_n_steps": Number(
+        int, low=1, also={None: "every trainer.log_every_n_steps"}
+    ),
+    "callbacks.lr_monitor.logging_interval": Choice(("step", "epoch"), also={None: "both"}),
+    "callbacks.progress_bar.refresh_rate": POSITIVE_INT,
+    "callbacks.ema.decay": PROBABILITY,
+    "callbacks.ema.update_every_n_steps": POSITIVE_INT,
+    "callbacks.ema.update_starting_at_step": Number(int, low=0, also={None: "from the first step"}),
+    "callbacks.finetune.unfreeze_backbone_at_epoch": COUNT,
+    "callbacks.finetune.backbone_initial_ratio_lr": POSITIVE,
+    "callbacks.finetune.should_align": Flag(),
+    "callbacks.finetune.train_bn": Flag(),
+    "callbacks.finetune.verbose": Flag(),
+    # logger
+    "logger.tensorboard.flush_secs": POSITIVE,
+    "logger.tensorboard.default_hp_metric": Flag(),
+    # module: the LightningModule
+    "module.label_smoothing": FRACTION,
+    "module.weight_decay_bn_bias": Flag(),
+    "module.cuda_graph": TRI_STATE,
+}
+
+_ABSENT = object()
 
 
 def _get(cfg: DictConfig, key: str, default: Any = None) -> Any:
-    return OmegaConf.select(cfg, key, default=default)
+    """The resolved value at ``key`` as plain Python (lists and dicts too); ``default`` when absent."""
+    try:
+        value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=True)
+        if OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value, resolve=True)
+    except MissingMandatoryValue as err:
+        raise ConfigError(f"{err.full_key or key}=??? has no value: set one") from None
+    except InterpolationResolutionError as err:
+        reason = str(err).strip().splitlines()[0]
+        raise ConfigError(f"{err.full_key or key} cannot be resolved: {reason}") from None
+    return default if value is _ABSENT else value
 
 
-def _positive(cfg: DictConfig, key: str) -> None:
-    value = _get(cfg, key)
-    if value is not None and not (isinstance(value, (int, float)) and value > 0):
-        raise ConfigError(f"{key}={value} must be a positive number")
+def _check_resolves(cfg: DictConfig) -> None:
+    """Every value resolves (``${...}`` names something that exists), Hydra's own section aside.
+
+    Only within a Hydra run (or a config composed with its run folder): elsewhere the ``${hydra:...}``
+    values (the run folder, the run name) have nothing to resolve against yet.
+    """
+    if not HydraConfig.initialized():
+        return
+    for key in cfg:
+        if key != "hydra":
+            _get(cfg, str(key))
 
 
-def _check_optim(cfg: DictConfig) -> None:
-    _positive(cfg, "optim.lr")
-    wd = _get(cfg, "optim.weight_decay", 0.0)
-    if wd is not None and wd < 0:
-        raise ConfigError(f"optim.weight_decay={wd} must be >= 0")
-    smoothing = _get(cfg, "module.label_smoothing", 0.0)
-    if not 0.0 <= smoothing < 1.0:
-        raise ConfigError(f"module.label_smoothing={smoothing} must be in [0, 1)")
+def _check_rules(cfg: DictConfig) -> None:
+    for key, rule in RULES.items():
+        value = _get(cfg, key, _ABSENT)
+        if value is _ABSENT:
+            continue
+        problem = rule.problem(value)
+        if problem is not None:
+            raise ConfigError(f"{key}={show(value)} must be {problem}")
 
 
 def _train_images_on_disk(cfg: DictConfig) -> int | None:
@@ -80,28 +247,28 @@ def _steps_per_epoch(cfg: DictConfig) -> int | None:
                 f"data.val_size={_get(cfg, 'data.val_size')}; lower it or set data.num_train=null"
             )
         train_size = num_train
-    world = _get(cfg, "trainer.devices")
-    world = world if isinstance(world, int) and world > 0 else 1
+    devices = _get(cfg, "trainer.devices")
+    world = len(devices) if isinstance(devices, list) else devices if isinstance(devices, int) else 1
+    world = max(world, 1)  # -1 = all GPUs: at least one
     return max(train_size // (_get(cfg, "data.batch_size") * world), 0)
 
 
 def _check_data(cfg: DictConfig) -> int | None:
-    _positive(cfg, "data.batch_size")
-    _positive(cfg, "data.eval_batch_size")
     val_size = _get(cfg, "data.val_size")
     available = KNOWN_TRAIN_SIZES.get(str(_get(cfg, "data.name")))
     on_disk = _train_images_on_disk(cfg) if available is not None else None
     if on_disk is not None and on_disk < available:
         available = on_disk
-    if val_size is not None and available is not None and not 0 <= val_size < available:
-        where = f"the at most {available} images in {_get(cfg, 'data.root')}" if available == on_disk else ""
+    if val_size is not None and available is not None and not val_size < available:
+        root = _get(cfg, "data.root")
+        where = f" (the at most {available} images in {root})" if available == on_disk else ""
+        raise ConfigError(f"data.val_size={val_size} must be between 0 and {available - 1}{where}")
+    image_size, resize_size = _get(cfg, "data.image_size"), _get(cfg, "data.resize_size")
+    if resize_size is not None and image_size is not None and image_size > resize_size:
         raise ConfigError(
-            f"data.val_size={val_size} must be between 0 and {available - 1}"
-            + (f" ({where})" if where else "")
+            f"data.image_size={image_size} must be <= data.resize_size={resize_size} "
+            "(the centre crop is cut from the resized image)"
         )
-    num_train = _get(cfg, "data.num_train")
-    if num_train is not None and num_train <= 0:
-        raise ConfigError(f"data.num_train={num_train} must be positive (or null for all images)")
     steps = _steps_per_epoch(cfg)
     if steps == 0:
         raise ConfigError(
@@ -111,37 +278,80 @@ def _check_data(cfg: DictConfig) -> int | None:
     return steps
 
 
-CHOICES = {
-    "module.cuda_graph": (True, False, "auto"),
-    "model.compile": (True, False, "auto"),
-}
+def _check_classes(cfg: DictConfig) -> None:
+    spec = CIFAR_SPECS.get(str(_get(cfg, "data.name")))
+    classes = _get(cfg, "data.classes")
+    if spec is None or classes is None:
+        return
+    ids = classes if isinstance(classes, list) and all(isinstance(c, int) for c in classes) else None
+    if ids is None or len(ids) < 2 or len(set(ids)) != len(ids) or max(ids) >= spec.num_classes:
+        raise ConfigError(
+            f"data.classes={show(classes)} must be a list of at least two distinct class indices in "
+            f"0..{spec.num_classes - 1} (e.g. [5,6,7,8,9]), or null for all classes"
+        )
+
+
+def _check_augment(cfg: DictConfig) -> None:
+    augment = _get(cfg, "augment")
+    if augment is None:
+        return
+    try:
+        spec = AugmentSpec.from_config(augment)  # unknown keys and mixup + cutmix > 1
+    except AugmentConfigError as err:
+        raise ConfigError(str(err)) from None
+    if _get(cfg, "data.name") in CIFAR_SPECS and spec.crop_padding >= IMAGE_SHAPE[-1]:
+        side = IMAGE_SHAPE[-1]
+        raise ConfigError(
+            f"augment.crop_padding={spec.crop_padding} must be smaller than the {side}x{side} CIFAR images "
+            "(the padding reflects them)"
+        )
 
 
 def _check_model(cfg: DictConfig) -> None:
-    for key, choices in CHOICES.items():
-        value = _get(cfg, key, "auto")
-        if value not in choices:
-            raise ConfigError(f"{key}={value!r} is not one of true, false, auto")
     target = str(_get(cfg, "model._target_", ""))
     depth = _get(cfg, "model.depth")
-    if target.endswith("CifarResNet") and depth is not None and (depth < 8 or (depth - 2) % 6):
+    if target.endswith("CifarResNet") and depth is not None and (depth - 2) % 6:
         raise ConfigError(
             f"model.depth={depth} is not 6n+2 (n >= 1): use 20, 32, 44, 56, 110 or another 6n+2"
+        )
+    widths, strides = _get(cfg, "model.widths"), _get(cfg, "model.strides")
+    four_stages = widths is None or strides is None or len(widths) == len(strides) == 4
+    if target.endswith("AttentionResNet") and not four_stages:
+        raise ConfigError(
+            f"model.widths={show(widths)} and model.strides={show(strides)} must give the 4 stages "
+            "(layer1..layer4) one value each"
+        )
+    kernel = _get(cfg, "model.kernel_size")
+    if kernel is not None and kernel % 2 == 0:
+        raise ConfigError(
+            f"model.kernel_size={kernel} must be odd (the spatial-attention conv keeps the map size)"
+        )
+    weights_path = _get(cfg, "model.weights_path")
+    if weights_path is not None and not Path(weights_path).expanduser().is_file():
+        raise ConfigError(f"model.weights_path={weights_path} is not a file; fix the path or set it to null")
+
+
+def _check_optim(cfg: DictConfig) -> None:
+    if _get(cfg, "optim.nesterov") and not _get(cfg, "optim.momentum", 0) > 0:
+        raise ConfigError(
+            f"optim.nesterov=true needs momentum: optim.momentum={_get(cfg, 'optim.momentum')} must be > 0"
         )
 
 
 def _check_schedule(cfg: DictConfig, steps_per_epoch: int | None) -> None:
-    max_steps = _get(cfg, "trainer.max_steps", -1) or -1
-    max_epochs = _get(cfg, "trainer.max_epochs", -1) or -1
-    if max_steps <= 0 and max_epochs <= 0:
-        raise ConfigError("set trainer.max_epochs or trainer.max_steps to a positive number")
+    max_steps = _get(cfg, "trainer.max_steps", -1)
+    max_epochs = _get(cfg, "trainer.max_epochs", -1)
+    if max_steps == -1 and max_epochs == -1:
+        raise ConfigError(
+            "trainer.max_epochs=-1 and trainer.max_steps=-1 set no end: give one of them a positive value"
+        )
     milestones = _get(cfg, "schedule.milestones")
     if not milestones or steps_per_epoch is None:
         return
     total = max_steps if max_steps > 0 else steps_per_epoch * max_epochs
     try:
         milestone_steps(
-            list(milestones),
+            milestones,
             _get(cfg, "schedule.unit", "fraction"),
             total_steps=total,
             steps_per_epoch=steps_per_epoch,
@@ -150,18 +360,7 @@ def _check_schedule(cfg: DictConfig, steps_per_epoch: int | None) -> None:
         raise ConfigError(str(err)) from None
 
 
-def _check_trainer(cfg: DictConfig) -> None:
-    clip = _get(cfg, "trainer.gradient_clip_val")
-    if clip is not None and clip <= 0:
-        raise ConfigError(f"trainer.gradient_clip_val={clip} must be positive (or null for no clipping)")
-    benchmark = _get(cfg, "trainer.benchmark")
-    if benchmark is not None and not isinstance(benchmark, bool):
-        raise ConfigError(f"trainer.benchmark={benchmark!r} must be true, false or null (cuDNN autotuning)")
-    profiler = _get(cfg, "trainer.profiler")
-    if profiler is not None and profiler not in LIGHTNING_PROFILERS:
-        raise ConfigError(
-            f"trainer.profiler={profiler!r} is not one of {', '.join(LIGHTNING_PROFILERS)} (or null for none)"
-        )
+def _check_gpus(cfg: DictConfig) -> None:
     accelerator = str(_get(cfg, "trainer.accelerator", "auto"))
     if accelerator not in ("gpu", "cuda"):
         return
@@ -179,6 +378,18 @@ def _check_trainer(cfg: DictConfig) -> None:
         )
 
 
+def _check_resume(cfg: DictConfig) -> None:
+    # An interpolation (the reproduce runner's ${hydra:runtime.output_dir}/...) names the run folder,
+    # which does not exist before the run starts.
+    if "ckpt_path" not in cfg or OmegaConf.is_interpolation(cfg, "ckpt_path"):
+        return
+    ckpt_path = _get(cfg, "ckpt_path")
+    if ckpt_path not in (None, "auto") and not Path(ckpt_path).is_file():
+        raise ConfigError(
+            f"ckpt_path={ckpt_path} does not exist; use a checkpoints/last.ckpt or ckpt_path=auto"
+        )
+
+
 def _check_output(cfg: DictConfig, key: str = "hydra.run.dir") -> None:
     out = _get(cfg, key) if HydraConfig.initialized() else None
     if out is None:
@@ -192,12 +403,16 @@ def _check_output(cfg: DictConfig, key: str = "hydra.run.dir") -> None:
 
 def check_config(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` for the first impossible setting found."""
-    _check_optim(cfg)
+    _check_resolves(cfg)
+    _check_rules(cfg)
     steps = _check_data(cfg)
+    _check_classes(cfg)
+    _check_augment(cfg)
     _check_model(cfg)
+    _check_optim(cfg)
     _check_schedule(cfg, steps)
-    _check_trainer(cfg)
-    _positive(cfg, "logger.tensorboard.flush_secs")
+    _check_gpus(cfg)
+    _check_resume(cfg)
 
 
 class CheckConfigCallback(Callback):

@@ -2,15 +2,58 @@
 
 ``cifar-bench``, ``cifar-reproduce``, the tests and the GPU check scripts build runs from Python; they
 compose here so that they all read the same folder under the same Hydra version rules as the CLI.
+Hydra's errors about the overrides (an unknown config option or key, an override it cannot parse)
+become one-line ``ConfigError``s here, for them and for ``cifar-train`` alike.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from cifar_resnets.config.resources import CONF_PACKAGE
+from cifar_resnets.errors import ConfigError
+
+# Where Hydra documents the override grammar (its parse errors point there too).
+OVERRIDE_GRAMMAR = "https://hydra.cc/docs/1.2/advanced/override_grammar/basic/"
+
+
+def _hydra_error_line(err: Exception) -> str:
+    """Hydra's several-line message about an override or config name, in one line that names it."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+
+    if isinstance(err, MissingConfigException) and err.options and err.missing_cfg_file:
+        group, _, option = err.missing_cfg_file.rpartition("/")
+        return f"{group}={option} is not a config of {group}; choose one of {', '.join(sorted(err.options))}"
+    lines = [line.strip() for line in str(err).split("Config search path:")[0].splitlines()]
+    lines = [line for line in lines if line and not line.startswith("See https://hydra.cc")]
+    if isinstance(err, OverrideParseException):
+        detail = [line for line in lines if not line.startswith("Error parsing override")]
+        return f"cannot parse the override {err.override!r}: {' '.join(detail)} (see {OVERRIDE_GRAMMAR})"
+    cause = err.__cause__
+    if lines and cause is not None and type(cause).__module__.startswith("omegaconf"):
+        # "Could not override 'optim.lrr' (Key 'lrr' is not in struct). To append to your config use ..."
+        lines[0] = f"{lines[0].rstrip('.')} ({str(cause).strip().splitlines()[0]})."
+    return " ".join(lines)
+
+
+@contextlib.contextmanager
+def hydra_errors_in_one_line() -> Iterator[None]:
+    """Turn Hydra's errors about the user's input into one-line ``ConfigError``s.
+
+    Those are: a config option that does not exist (``model=resnet21``), an override Hydra cannot parse
+    or apply (``optim.lrr=0.1``, ``a=b=c``), a ``--config-dir`` that is not there. Any other exception
+    (``instantiate`` failing on a bug, say) passes unchanged, with its traceback.
+    """
+    from hydra.errors import ConfigCompositionException, OverrideParseException, SearchPathException
+
+    try:
+        yield
+    except (ConfigCompositionException, OverrideParseException, SearchPathException) as err:
+        raise ConfigError(_hydra_error_line(err)) from err
 
 
 def compose_train(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
@@ -27,7 +70,7 @@ def compose_train(overrides: list[str], output_dir: Path | None = None) -> DictC
 
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_module(CONF_PACKAGE, version_base="1.3"):
+        with hydra_errors_in_one_line(), initialize_config_module(CONF_PACKAGE, version_base="1.3"):
             cfg = compose("train", overrides=overrides, return_hydra_config=True)
     finally:
         GlobalHydra.instance().clear()

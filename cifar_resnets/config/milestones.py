@@ -1,7 +1,7 @@
-"""Learning-rate milestones as optimizer steps, without importing torch.
+"""Learning-rate milestones as optimizer steps, and the schedule settings' choices, without torch.
 
-Kept apart from ``schedules.py`` so the config checks can refuse impossible milestones before the
-training stack (torch, Lightning) is even imported.
+Kept apart from ``training/schedules.py`` so the config checks can refuse impossible milestones and
+unknown choices before the training stack (torch, Lightning) is even imported.
 """
 
 from __future__ import annotations
@@ -9,6 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cifar_resnets.errors import UserError
+
+# What ``schedule.unit`` may count the milestones in, and how a warm-up ramps (``schedule.warmup_mode``).
+UNITS = ("fraction", "epoch", "step")
+WARMUP_MODES = ("linear", "constant")
 
 
 class ScheduleConfigError(UserError, ValueError):
@@ -19,9 +23,9 @@ def milestone_steps(
     milestones: Sequence[float], unit: str, *, total_steps: int, steps_per_epoch: int
 ) -> list[int]:
     """Milestones as optimizer-step indices; refuses ones that never happen or are out of order."""
-    per_unit = {"step": 1, "epoch": steps_per_epoch, "fraction": total_steps}
-    if unit not in per_unit:
-        raise ScheduleConfigError(f"schedule.unit must be one of {sorted(per_unit)}, got {unit!r}")
+    per_unit = {"fraction": total_steps, "epoch": steps_per_epoch, "step": 1}
+    if unit not in UNITS:
+        raise ScheduleConfigError(f"schedule.unit must be one of {', '.join(UNITS)}, got {unit!r}")
     if unit == "fraction" and not all(0 < m < 1 for m in milestones):
         raise ScheduleConfigError(
             f"schedule.milestones {list(milestones)} are fractions of the run: use values in (0, 1)"

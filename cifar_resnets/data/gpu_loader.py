@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from cifar_resnets.data.transforms import AugmentSpec
+from cifar_resnets.data.transforms import AugmentSpec, photometric_transforms
 
 # Photometric v2 transforms sample one set of parameters per call. On the device path they are applied
 # per group of this many images, so a batch of 128 gets 8 different rotations/jitters/perspectives.
@@ -116,7 +116,7 @@ class GPUBatchLoader:
         # The stored size itself means no resize, so the plain recipe keeps its 3-kernel batch.
         native = images.shape[-2] == images.shape[-1] == image_size
         self.image_size = None if image_size is None or native else int(image_size)
-        self._photometric = self.spec.photometric_transforms() if self.train else []
+        self._photometric = photometric_transforms(self.spec) if self.train else []
         # Fold x/255 and (x - mean)/std into one subtract and one multiply on uint8-valued floats.
         self._shift = torch.tensor([255.0 * m for m in mean], device=self.device).view(1, 3, 1, 1)
         self._scale = torch.tensor([1.0 / (255.0 * s) for s in std], device=self.device).view(1, 3, 1, 1)

@@ -24,9 +24,7 @@ from torch.optim.lr_scheduler import (
     SequentialLR,
 )
 
-from cifar_resnets.config.milestones import ScheduleConfigError, milestone_steps
-
-WARMUP_MODES = ("linear", "constant")
+from cifar_resnets.config.milestones import WARMUP_MODES, ScheduleConfigError, milestone_steps
 
 
 def _with_warmup(
