@@ -28,6 +28,11 @@ def show(value: Any) -> str:
     return repr(value)
 
 
+def _named(value: Any) -> str:
+    # A choice as one types it: `auto`, `simple` (the override grammar takes words unquoted).
+    return value if isinstance(value, str) else show(value)
+
+
 def among(value: Any, values: Sequence[Any]) -> bool:
     """``value in values`` with the types kept apart (Python's ``True == 1`` and ``1 == 1.0`` are not)."""
     return any(type(value) is type(v) and value == v for v in values)
@@ -49,9 +54,13 @@ class Rule:
     def what(self) -> str:
         raise NotImplementedError
 
+    def alternatives(self) -> list[str]:
+        return [self.what()]
+
     def describe(self) -> str:
-        extra = ", ".join(f"{show(v)} ({meaning})" for v, meaning in self.also.items())
-        return self.what() + (f", or {extra}" if extra else "")
+        """What fits, in words: ``an integer >= 1 or -1 (no limit)``, ``true, false or null (off)``."""
+        items = self.alternatives() + [f"{_named(v)} ({meaning})" for v, meaning in self.also.items()]
+        return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
 
     def problem(self, value: Any) -> str | None:
         """None when ``value`` is allowed, else what would be."""
@@ -99,6 +108,9 @@ class Flag(Rule):
     def what(self) -> str:
         return "true or false"
 
+    def alternatives(self) -> list[str]:
+        return ["true", "false"]
+
 
 @dataclass(frozen=True)
 class Choice(Rule):
@@ -110,7 +122,7 @@ class Choice(Rule):
         return among(value, self.values)
 
     def what(self) -> str:
-        return "one of " + ", ".join(show(v) for v in self.values)
+        return "one of " + ", ".join(_named(v) for v in self.values)
 
 
 @dataclass(frozen=True)
@@ -138,7 +150,7 @@ class ListOf(Rule):
 
     def what(self) -> str:
         count = f"{self.length} " if self.length is not None else ""
-        return f"a list of {count}values, each {self.item.describe()}"
+        return f"a list of {count}items that are each {self.item.describe()}"
 
 
 @dataclass(frozen=True)
@@ -151,4 +163,7 @@ class Either(Rule):
         return any(option.problem(value) is None for option in self.options)
 
     def what(self) -> str:
-        return " or ".join(option.describe() for option in self.options)
+        return self.describe()
+
+    def alternatives(self) -> list[str]:
+        return [option.describe() for option in self.options]
