@@ -10,6 +10,7 @@ import torch
 from cifar_resnets.data.cifar import CIFARDataModule, DataConfigError
 from cifar_resnets.data.cifar_files import load_cifar
 from cifar_resnets.data.gpu_loader import GPUBatchLoader, resize
+from cifar_resnets.data.transforms import eval_view, normalize
 
 STRONG = {
     "rotation": 15.0,
@@ -44,11 +45,16 @@ def test_image_size_resizes_train_and_eval_batches(synthetic_cifar10: Path, load
         assert xe.shape == (64, 3, size, size) and ye.dtype == torch.int64
 
 
-def test_both_loaders_resize_eval_images_alike(synthetic_cifar10: Path) -> None:
-    """Bilinear without antialias on both paths: the same pixels up to uint8 rounding of the CPU path."""
-    gpu = next(iter(_dm(synthetic_cifar10, "gpu", image_size=64).test_dataloader()))[0]
-    cpu = next(iter(_dm(synthetic_cifar10, "cpu", image_size=64).test_dataloader()))[0]
-    assert (gpu - cpu).abs().max() < 0.03  # one uint8 step is 1/255/std ~ 0.016
+@pytest.mark.parametrize("size", [64, 224, 16])
+def test_both_loaders_feed_eval_images_as_inference_does(synthetic_cifar10: Path, size: int) -> None:
+    """The CPU DataLoader, the GPU-resident loader and inference (``eval_view``) resize an evaluation image
+    to the same uint8 pixels; only the float arithmetic of the normalisation differs."""
+    gpu = next(iter(_dm(synthetic_cifar10, "gpu", image_size=size).test_dataloader()))[0]
+    cpu = next(iter(_dm(synthetic_cifar10, "cpu", image_size=size).test_dataloader()))[0]
+    dm = _dm(synthetic_cifar10, "cpu", image_size=size)
+    expected = normalize(eval_view(dm.test_arrays()[0][:64], size), dm.mean, dm.std)
+    torch.testing.assert_close(cpu, expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(gpu, expected, rtol=0, atol=1e-5)  # one uint8 step is ~0.016
 
 
 def test_resize_is_bilinear_and_keeps_native_size() -> None:

@@ -18,14 +18,12 @@ import math
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from cifar_resnets.data.cifar_files import CIFAR_SPECS, load_cifar
+from cifar_resnets.data.cifar_files import CIFAR_SPECS, DataConfigError, check_class_ids, cifar_splits
 from cifar_resnets.data.gpu_loader import GPUBatchLoader
 from cifar_resnets.data.transforms import AugmentSpec, MixCollate, cifar_train_transform, eval_transform
-from cifar_resnets.errors import UserError
 
 # Per-channel mean/std of the training images on a 0-1 scale (the usual published values).
 CIFAR_STATS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
@@ -33,10 +31,7 @@ CIFAR_STATS: dict[str, tuple[tuple[float, float, float], tuple[float, float, flo
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
 LOADERS = ("auto", "gpu", "cpu")
-
-
-class DataConfigError(UserError, ValueError):
-    """A `data.*` value is invalid for the dataset at hand."""
+__all__ = ["CIFAR_STATS", "CIFARDataModule", "DataConfigError", "EpochSeededSampler", "UInt8ImageDataset"]
 
 
 class UInt8ImageDataset(Dataset):
@@ -117,7 +112,7 @@ class CIFARDataModule(L.LightningDataModule):
         self.augment = AugmentSpec.from_config(augment)
         spec = CIFAR_SPECS[name]
         self.image_size = int(image_size)
-        self.class_ids = _check_class_ids(classes, spec.num_classes, name)
+        self.class_ids = check_class_ids(classes, spec.num_classes, name)
         self.num_classes = len(self.class_ids) if self.class_ids is not None else spec.num_classes
         self.mean, self.std = CIFAR_STATS[name]
         self.classes: list[str] = []
@@ -135,36 +130,23 @@ class CIFARDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self._splits:
             return
-        arrays = load_cifar(self.root, self.name, download=self.download)
-        train_images, train_labels = arrays.train_images, arrays.train_labels
-        test_images, test_labels = arrays.test_images, arrays.test_labels
-        self.classes = list(arrays.classes)
-        if self.class_ids is not None:
-            train_images, train_labels = _select_classes(train_images, train_labels, self.class_ids)
-            test_images, test_labels = _select_classes(test_images, test_labels, self.class_ids)
-            self.classes = [self.classes[c] for c in self.class_ids]
-        n = train_images.shape[0]
-        if self.val_size >= n:
-            raise DataConfigError(
-                f"data.val_size={self.val_size} leaves no training images ({n} available); lower it or use 0"
-            )
-        order = np.random.default_rng(self.split_seed).permutation(n)
-        val_idx, train_idx = np.sort(order[: self.val_size]), np.sort(order[self.val_size :])
-        if self.num_train is not None:
-            if self.num_train > train_idx.size:
-                raise DataConfigError(
-                    f"data.num_train={self.num_train} but only {train_idx.size} training images remain after "
-                    f"the {self.val_size}-image validation split; lower data.num_train or data.val_size"
-                )
-            train_idx = np.sort(order[self.val_size :][: self.num_train])
-
-        def pack(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-            return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels)
-
+        splits = cifar_splits(
+            self.root,
+            self.name,
+            self.class_ids,
+            self.val_size,
+            self.num_train,
+            self.split_seed,
+            self.download,
+        )
+        self.classes = splits.classes
         self._splits = {
-            "train": pack(train_images[train_idx], train_labels[train_idx]),
-            "val": pack(train_images[val_idx], train_labels[val_idx]),
-            "test": pack(test_images, test_labels),
+            split: (torch.from_numpy(images), torch.from_numpy(labels))
+            for split, (images, labels) in (
+                ("train", splits.train),
+                ("val", splits.val),
+                ("test", splits.test),
+            )
         }
 
     def _require(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -247,7 +229,7 @@ class CIFARDataModule(L.LightningDataModule):
         transform = (
             cifar_train_transform(self.augment, self.mean, self.std, resize_to=resize)
             if train
-            else eval_transform(self.mean, self.std, resize_to=resize)
+            else eval_transform(self.mean, self.std, self.image_size)
         )
         collate = MixCollate(self.augment, self.num_classes) if train and self.augment.mixes else None
         return DataLoader(
@@ -290,32 +272,3 @@ class CIFARDataModule(L.LightningDataModule):
     def teardown(self, stage: str | None = None) -> None:
         """Free device copies (the CPU arrays stay for evaluation tools)."""
         self._device_splits.clear()
-
-
-def _check_class_ids(classes, available: int, name: str) -> list[int] | None:
-    """Validate `data.classes` (null, or distinct class indices of the dataset, at least two)."""
-    if classes is None:
-        return None
-    if isinstance(classes, (str, int)) or not all(
-        isinstance(c, int) and not isinstance(c, bool) for c in classes
-    ):
-        raise DataConfigError(
-            f"data.classes must be a list of class indices such as [5,6,7,8,9], got {classes!r}"
-        )
-    ids = list(classes)
-    if len(ids) < 2 or len(set(ids)) != len(ids) or not all(0 <= c < available for c in ids):
-        raise DataConfigError(
-            f"data.classes={ids} must hold at least two distinct indices in 0..{available - 1} for {name}"
-        )
-    return ids
-
-
-def _select_classes(
-    images: np.ndarray, labels: np.ndarray, class_ids: list[int]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Keep the images of `class_ids` (in file order) and relabel them 0..k-1 in the order given."""
-    lookup = np.full(int(max(labels.max(), max(class_ids))) + 1, -1, dtype=np.int64)
-    lookup[class_ids] = np.arange(len(class_ids))
-    new = lookup[labels]
-    keep = new >= 0
-    return images[keep], new[keep].astype(labels.dtype)

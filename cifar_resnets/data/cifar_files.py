@@ -1,10 +1,14 @@
-"""Read and validate the standard CIFAR-10/100 pickle files.
+"""Read and validate the standard CIFAR-10/100 pickle files, and split them as a run config says.
 
 The official `cifar-10-batches-py` and `cifar-100-python` folders hold Python pickles. Unpickling runs
 whatever the file names, so every file goes through `SafeUnpickler`, which allows only what numpy array
 reconstruction needs and refuses anything else before it can run. Everything read is validated (keys,
 dtype, shape, label count and range) so that a damaged or foreign file ends in one `CIFARFileError` that
 names the file and says how to fix it, instead of a crash deep inside training.
+
+`cifar_splits` is the train/validation/test split of a run (class subset, `val_size`, `split_seed`,
+`num_train`): the datamodule trains on it and cifar-eval rebuilds a checkpoint's split with it, without
+Lightning.
 """
 
 from __future__ import annotations
@@ -23,7 +27,11 @@ __all__ = [
     "CIFARNotFoundError",
     "UnsafePickleError",
     "CIFARArrays",
+    "CIFARSplits",
     "CIFAR_SPECS",
+    "DataConfigError",
+    "check_class_ids",
+    "cifar_splits",
     "safe_load_pickle",
     "load_cifar_pickle",
     "read_cifar_batch",
@@ -51,6 +59,10 @@ _MAX_ELEMENTS = 1 << 31
 
 class CIFARFileError(UserError, ValueError):
     """A CIFAR file is missing, truncated, malformed or not a CIFAR file at all."""
+
+
+class DataConfigError(UserError, ValueError):
+    """A `data.*` value is invalid for the dataset at hand."""
 
 
 class CIFARNotFoundError(CIFARFileError, FileNotFoundError):
@@ -303,3 +315,85 @@ def load_cifar(root: str | Path, name: str = "cifar10", download: bool = False) 
     train_images, train_labels = read(spec.train_files)
     test_images, test_labels = read(spec.test_files)
     return CIFARArrays(train_images, train_labels, test_images, test_labels, classes)
+
+
+@dataclass(frozen=True)
+class CIFARSplits:
+    """A run's splits: (uint8 images [N, 3, 32, 32], int64 labels [N]) each, and the class names."""
+
+    train: tuple[np.ndarray, np.ndarray]
+    val: tuple[np.ndarray, np.ndarray]
+    test: tuple[np.ndarray, np.ndarray]
+    classes: list[str]
+
+
+def check_class_ids(classes, available: int, name: str) -> list[int] | None:
+    """Validate `data.classes` (null, or distinct class indices of the dataset, at least two)."""
+    if classes is None:
+        return None
+    if isinstance(classes, (str, int)) or not all(
+        isinstance(c, int) and not isinstance(c, bool) for c in classes
+    ):
+        raise DataConfigError(
+            f"data.classes must be a list of class indices such as [5,6,7,8,9], got {classes!r}"
+        )
+    ids = list(classes)
+    if len(ids) < 2 or len(set(ids)) != len(ids) or not all(0 <= c < available for c in ids):
+        raise DataConfigError(
+            f"data.classes={ids} must hold at least two distinct indices in 0..{available - 1} for {name}"
+        )
+    return ids
+
+
+def _select_classes(
+    images: np.ndarray, labels: np.ndarray, class_ids: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the images of `class_ids` (in file order) and relabel them 0..k-1 in the order given."""
+    lookup = np.full(int(max(labels.max(), max(class_ids))) + 1, -1, dtype=np.int64)
+    lookup[class_ids] = np.arange(len(class_ids))
+    new = lookup[labels]
+    keep = new >= 0
+    return images[keep], new[keep].astype(labels.dtype)
+
+
+def cifar_splits(
+    root: str | Path,
+    name: str = "cifar10",
+    classes: list[int] | None = None,
+    val_size: int = 5000,
+    num_train: int | None = None,
+    split_seed: int = 0,
+    download: bool = False,
+) -> CIFARSplits:
+    """The splits of ``data.*``: ``val_size`` training images held out by a permutation seeded with
+    ``split_seed`` (both splits keep file order), then the first ``num_train`` of the rest's permuted
+    order; ``classes`` keeps those classes, relabelled 0..k-1 in the given order, in every split."""
+    class_ids = check_class_ids(classes, _spec(name).num_classes, name)
+    arrays = load_cifar(root, name, download=download)
+    train_images, train_labels = arrays.train_images, arrays.train_labels
+    test_images, test_labels = arrays.test_images, arrays.test_labels
+    names = list(arrays.classes)
+    if class_ids is not None:
+        train_images, train_labels = _select_classes(train_images, train_labels, class_ids)
+        test_images, test_labels = _select_classes(test_images, test_labels, class_ids)
+        names = [names[c] for c in class_ids]
+    n = train_images.shape[0]
+    if val_size >= n:
+        raise DataConfigError(
+            f"data.val_size={val_size} leaves no training images ({n} available); lower it or use 0"
+        )
+    order = np.random.default_rng(split_seed).permutation(n)
+    val_idx, train_idx = np.sort(order[:val_size]), np.sort(order[val_size:])
+    if num_train is not None:
+        if num_train > train_idx.size:
+            raise DataConfigError(
+                f"data.num_train={num_train} but only {train_idx.size} training images remain after "
+                f"the {val_size}-image validation split; lower data.num_train or data.val_size"
+            )
+        train_idx = np.sort(order[val_size:][:num_train])
+    return CIFARSplits(
+        train=(np.ascontiguousarray(train_images[train_idx]), train_labels[train_idx]),
+        val=(np.ascontiguousarray(train_images[val_idx]), train_labels[val_idx]),
+        test=(np.ascontiguousarray(test_images), test_labels),
+        classes=names,
+    )

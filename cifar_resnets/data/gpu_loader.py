@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from cifar_resnets.data.transforms import AugmentSpec, photometric_transforms
+from cifar_resnets.data.transforms import AugmentSpec, photometric_transforms, to_input_size
 
 # Photometric v2 transforms sample one set of parameters per call. On the device path they are applied
 # per group of this many images, so a batch of 128 gets 8 different rotations/jitters/perspectives.
@@ -204,7 +204,7 @@ class GPUBatchLoader:
         and flipped by `crops` (rows, columns from `crop_flip_indices`) when given."""
         y = self.labels[idx]
         if not self.train:
-            return self._normalize(resize(self.images[idx], self.image_size)), y
+            return self._normalize(to_input_size(self.images[idx], self.image_size)), y
         x = self.images[idx] if crops is None else gather_crops(self.images, idx, *crops)
         if not self._photometric and not self.spec.mixes and self.image_size is None:
             return self._normalize(x), y  # the plain CIFAR recipe: uint8 in, normalized floats out

@@ -1,18 +1,25 @@
-"""Augmentation settings and the torchvision.transforms.v2 pipelines of the CPU DataLoader path.
+"""Augmentation settings, the torchvision.transforms.v2 pipelines of the CPU DataLoader path, and the
+one evaluation geometry.
 
 `AugmentSpec` (`augment_spec.py`) is the typed form of the `augment` config group, shared by both
 loaders so that one config means the same thing on the CPU path (per-sample v2 transforms) and the
 GPU-resident path (batched ops in `gpu_loader.py`). Mixup/CutMix on the CPU path are torchvision's
 v2.MixUp/v2.CutMix applied to the collated batch.
+
+`eval_view` and `normalize` are how an image is fed to a net at evaluation: the datamodules' eval
+loaders (CPU and GPU-resident) and every inference tool (cifar-eval, cifar-predict, the app, the
+confusion matrices of cifar-reproduce) call these two functions, so one image gets one answer.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
 
 # AugmentConfigError is re-exported: the loaders and their tests import both names from here.
 from cifar_resnets.data.augment_spec import AugmentConfigError as AugmentConfigError
@@ -62,10 +69,61 @@ def cifar_train_transform(
     return v2.Compose(steps)
 
 
-def eval_transform(mean: Sequence[float], std: Sequence[float], resize_to: int | None = None):
-    """Evaluation pipeline: optional resize, scale to [0, 1] and normalize, nothing random."""
-    steps = _resize_steps(resize_to)
-    return v2.Compose([*steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
+CIFAR_SIZE = 32  # the side of a CIFAR image
+
+
+def resize_uint8(images: torch.Tensor, size: int | Sequence[int], antialias: bool) -> torch.Tensor:
+    """Bilinear resize of uint8 images [..., H, W] (``size``: an int sets the shorter side), to uint8.
+
+    Computed in float32 and rounded once, on whatever device the images are: torchvision's uint8
+    kernel (CPU) and its float path (CUDA) round up to one level apart, which would make the CPU
+    DataLoader and the GPU-resident loader feed the same image differently.
+    """
+    out = TF.resize(images.float(), size, interpolation=v2.InterpolationMode.BILINEAR, antialias=antialias)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def to_input_size(images: torch.Tensor, size: int | None) -> torch.Tensor:
+    """uint8 images to ``size`` x ``size`` as the training loaders resize after crop/flip (bilinear, no
+    antialias); unchanged when ``size`` is None or already their size."""
+    if size is None or tuple(images.shape[-2:]) == (size, size):
+        return images
+    return resize_uint8(images, [size, size], antialias=False)
+
+
+def eval_view(images: torch.Tensor, image_size: int, resize_size: int | None = None) -> torch.Tensor:
+    """uint8 images [..., 3, H, W] -> uint8 [..., 3, image_size, image_size]: what a net is fed at evaluation.
+
+    CIFAR-style nets (``resize_size`` None) were trained on 32x32 images, resized to ``image_size`` by
+    ``to_input_size`` when that differs: an image of another size is first brought to 32x32
+    (antialiased, as a photo shrunk to CIFAR's size, aspect ratio not kept), then resized the same way.
+    ImageNet-style nets get the standard evaluation crop: the shorter side to ``resize_size``
+    (antialiased), then the centre ``image_size`` square.
+    """
+    if resize_size is not None:
+        return TF.center_crop(resize_uint8(images, resize_size, antialias=True), [image_size, image_size])
+    if tuple(images.shape[-2:]) != (CIFAR_SIZE, CIFAR_SIZE):
+        images = resize_uint8(images, [CIFAR_SIZE, CIFAR_SIZE], antialias=True)
+    return to_input_size(images, image_size)
+
+
+def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 images -> float32 scaled to [0, 1] and normalised with the per-channel mean/std."""
+    return TF.normalize(TF.to_dtype(images, torch.float32, scale=True), list(mean), list(std))
+
+
+def eval_transform(
+    mean: Sequence[float], std: Sequence[float], image_size: int = CIFAR_SIZE, resize_size: int | None = None
+) -> v2.Compose:
+    """Per-sample evaluation pipeline (a PIL image or uint8 tensor -> normalised float32): ``eval_view``
+    then ``normalize``, nothing random."""
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Lambda(functools.partial(eval_view, image_size=image_size, resize_size=resize_size)),
+            v2.Lambda(functools.partial(normalize, mean=tuple(mean), std=tuple(std))),
+        ]
+    )
 
 
 def imagenet_train_transform(spec: AugmentSpec, mean, std, image_size: int = 224):
@@ -76,19 +134,6 @@ def imagenet_train_transform(spec: AugmentSpec, mean, std, image_size: int = 224
     steps += photometric_transforms(spec)
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
     return v2.Compose(steps)
-
-
-def imagenet_eval_transform(mean, std, image_size: int = 224, resize_size: int = 256):
-    """Standard ImageNet evaluation pipeline: Resize(shorter side) + CenterCrop."""
-    return v2.Compose(
-        [
-            v2.ToImage(),
-            v2.Resize(resize_size, antialias=True),
-            v2.CenterCrop(image_size),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(list(mean), list(std)),
-        ]
-    )
 
 
 class MixCollate:

@@ -1,0 +1,180 @@
+"""The one image decoder: training, cifar-eval, cifar-predict and the app read every picture alike.
+
+Files are untrusted, and a file's name says nothing about what it holds. Whether it is accepted is
+decided by its content: Pillow's format plugins recognise it from its first bytes, so a GIF renamed
+``.png`` is a GIF. Accepted formats: PNG, JPEG, WebP, BMP and GIF; an animated GIF, WebP or PNG gives
+its first frame. Anything else ends in one ``ImageDecodeError`` whose ``reason`` says what the file is
+(``a TIFF image, ...``, ``not an image``, ``truncated or corrupt``, ``too large``).
+
+Every accepted picture becomes 8-bit RGB by one rule per case:
+
+- EXIF orientation is applied: a photo stored sideways with an orientation tag comes out upright.
+- Transparency of any kind (an alpha channel, a palette or a colour key with transparency) is
+  composited onto white.
+- 16-bit and 32-bit integer greyscale (``I;16``, ``I``) is read as 0..65535 and scaled to 0..255.
+- CMYK goes through Pillow's conversion; embedded ICC colour profiles are not applied anywhere.
+- Greyscale, bilevel and palette images are expanded to RGB.
+
+A picture with more pixels than Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) is
+refused before any pixel is decoded (Pillow itself only warns between one and two times the limit).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from cifar_resnets.errors import UserError
+
+ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
+ACCEPTED_TEXT = "PNG, JPEG, WebP, BMP, GIF"
+# The usual names of those formats, for file pickers only: acceptance is decided by content.
+ACCEPTED_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp", "gif")
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+_WIDE_INTEGER_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
+_PREFIX_BYTES = 16  # what Pillow's plugins look at to recognise a format
+
+
+class ImageDecodeError(UserError, ValueError):
+    """A file that cannot be used as an image: one line naming the file, and ``reason`` on its own."""
+
+    def __init__(self, name: str, reason: str, hint: str):
+        super().__init__(f"{name} is {reason}; {hint}")
+        self.name, self.reason = name, reason
+
+
+def pixel_limit_text() -> str:
+    limit = Image.MAX_IMAGE_PIXELS
+    return f"{limit:,} pixels" if limit else "no limit"
+
+
+def recognised_format(prefix: bytes) -> str | None:
+    """The Pillow format whose signature ``prefix`` (a file's first bytes) carries, else None.
+
+    Asks each registered plugin's own signature check, in Pillow's order, as ``Image.open`` does; unlike
+    ``Image.open`` it parses no header, so refused formats are named without being read any further.
+    """
+    Image.init()
+    for fmt in Image.ID:
+        accept = Image.OPEN[fmt][1]
+        try:
+            result = accept is not None and accept(prefix[:_PREFIX_BYTES])
+        except (SyntaxError, IndexError, TypeError, struct.error):  # what Image.open ignores, too
+            continue
+        if result and not isinstance(result, str):  # a str is a plugin's warning, not a match
+            return fmt
+    return None
+
+
+def _unaccepted(name: str, prefix: bytes) -> ImageDecodeError:
+    fmt = recognised_format(prefix)
+    if fmt in ACCEPTED_FORMATS:  # the signature is right but Pillow could not parse the header
+        return ImageDecodeError(
+            name, f"truncated or corrupt (a damaged {fmt} header)", "use the complete file"
+        )
+    if fmt is not None:
+        return ImageDecodeError(
+            name, f"a {fmt} image, not one of the accepted formats ({ACCEPTED_TEXT})", "convert it to PNG"
+        )
+    return ImageDecodeError(
+        name, "not an image (its content matches no picture format)", f"accepted formats: {ACCEPTED_TEXT}"
+    )
+
+
+def _too_large(name: str, err: Exception) -> ImageDecodeError:
+    found = re.search(r"\((\d+) pixels\)", str(err))
+    size = f"{int(found.group(1)):,} pixels, " if found else ""
+    return ImageDecodeError(
+        name,
+        f"too large: a possible decompression bomb ({size}more than the limit of {pixel_limit_text()}, "
+        "PIL.Image.MAX_IMAGE_PIXELS)",
+        "downscale it and try again",
+    )
+
+
+def _corrupt(name: str, err: Exception) -> ImageDecodeError:
+    detail = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+    return ImageDecodeError(name, f"truncated or corrupt ({detail})", "use the complete file")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB by the rules of the module docstring (EXIF already applied)."""
+    if image.mode in _WIDE_INTEGER_MODES:
+        values = np.asarray(image, dtype=np.float64) / 257.0  # 0..65535 onto 0..255
+        return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8)).convert("RGB")
+    if image.mode in _ALPHA_MODES or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _decode(source: Path | bytes, name: str, pixels: bool = True) -> Image.Image | None:
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        # A global Pillow switch (set by some libraries) that silently pads cut files with grey.
+        raise ImageDecodeError(
+            name, "not checked: PIL.ImageFile.LOAD_TRUNCATED_IMAGES is on", "turn it off to read images"
+        )
+    if isinstance(source, bytes):
+        fp, prefix = io.BytesIO(source), source[:_PREFIX_BYTES]
+    else:
+        fp = source
+        with open(source, "rb") as f:
+            prefix = f.read(_PREFIX_BYTES)
+    if not prefix:
+        raise ImageDecodeError(name, "empty (0 bytes)", "pass the complete file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(fp, formats=ACCEPTED_FORMATS) as image:
+                if not pixels:
+                    image.verify()  # header and, for PNG, chunk checksums; decodes nothing
+                    return None
+                image.load()  # the first frame of an animation
+                return to_rgb(ImageOps.exif_transpose(image))
+    except UnidentifiedImageError:
+        raise _unaccepted(name, prefix) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise _too_large(name, err) from None
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        struct.error,
+    ) as err:  # Pillow's ways of saying "bad data"
+        raise _corrupt(name, err) from None
+
+
+def decode_image(data: bytes, name: str = "image") -> Image.Image:
+    """The bytes of an image file (an upload) -> RGB Pillow image, or ``ImageDecodeError``."""
+    return _decode(bytes(data), name)
+
+
+def read_image(path: str | Path, name: str | None = None) -> Image.Image:
+    """An image file -> RGB Pillow image, or ``ImageDecodeError`` (also for a file that cannot be read)."""
+    path = Path(path)
+    try:
+        return _decode(path, name or str(path))
+    except OSError as err:  # the file itself: gone, a folder, no permission
+        raise ImageDecodeError(
+            name or str(path), f"unreadable ({err.strerror or err})", "check the file"
+        ) from None
+
+
+def check_image(path: str | Path) -> None:
+    """Raise ``ImageDecodeError`` unless ``path`` holds an accepted image; reads its header only.
+
+    For scanning a dataset cheaply: pixel data damaged past the header is only found by ``read_image``.
+    """
+    path = Path(path)
+    try:
+        _decode(path, str(path), pixels=False)
+    except OSError as err:
+        raise ImageDecodeError(str(path), f"unreadable ({err.strerror or err})", "check the file") from None
