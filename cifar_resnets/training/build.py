@@ -15,17 +15,14 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 from omegaconf import DictConfig, OmegaConf
-from torch import nn
 
+from cifar_resnets.models.build import build_net
 from cifar_resnets.training.checkpoint_io import AtomicCheckpointIO
 from cifar_resnets.training.module import ClassifierModule
 from cifar_resnets.training.profilers import NoProfiler
 from cifar_resnets.training.step_graph import CapturedTrainStep
 
 log = logging.getLogger(__name__)
-
-# Keys of a model config that steer training, not the net's constructor.
-TRAINING_MODEL_KEYS = ("name", "compile", "compile_mode", "channels_last")
 
 
 def _container(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
@@ -39,12 +36,6 @@ def run_config(cfg: DictConfig) -> dict[str, Any]:
         for key, value in cfg.items()
         if key != "hydra"
     }
-
-
-def build_net(model_cfg: DictConfig | dict[str, Any], num_classes: int) -> nn.Module:
-    """The bare ``nn.Module`` described by a ``model`` config."""
-    kwargs = {k: v for k, v in _container(model_cfg).items() if k not in TRAINING_MODEL_KEYS}
-    return instantiate(kwargs, num_classes=num_classes, _convert_="all")
 
 
 def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
