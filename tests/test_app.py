@@ -25,9 +25,10 @@ from train_helpers import REPO, tiny_overrides
 
 from cifar_resnets.cli.app import parse_args, streamlit_args
 from cifar_resnets.config.compose import compose_train
+from cifar_resnets.data.images import ImageDecodeError, decode_image
 from cifar_resnets.data.synthetic import CIFAR10_CLASSES, _prototypes
 from cifar_resnets.inference.checkpoint import CheckpointError, load_model
-from cifar_resnets.inference.preprocess import ImageDecodeError, Preprocess, decode_image
+from cifar_resnets.inference.preprocess import Preprocess
 from cifar_resnets.reporting.runs import find_checkpoints, find_runs, group_sweeps, read_scalars
 from cifar_resnets.training.train import train
 
@@ -72,7 +73,7 @@ def recognised_class(checkpoint: Path) -> int:
     pre = Preprocess.for_model(model)
     views = [pre.view(prototype_image(k)) for k in range(10)]
     with torch.no_grad():
-        probs = torch.softmax(model.net(pre.normalize(views)), dim=1)
+        probs = torch.softmax(model.net(pre.batch(views)), dim=1)
     confident = [k for k in range(10) if int(probs[k].argmax()) == k and float(probs[k, k]) > 0.5]
     assert len(confident) >= 5, f"the app's test checkpoint did not learn the synthetic classes: {probs}"
     return confident[0]
@@ -228,7 +229,7 @@ def test_several_images_of_every_supported_kind(app: AppTest, known_class: int) 
 @pytest.mark.parametrize(
     "filename,data,message",
     [
-        ("notes.png", b"just some text, not a picture", "is not a PNG, JPEG, WebP or BMP image"),
+        ("notes.png", b"just some text, not a picture", "is not an image"),
         ("empty.jpg", b"", "is empty"),
         ("cut.png", png_bytes(prototype_image(3, 256))[:600], "is truncated or corrupt"),
         ("cut.jpg", png_bytes(prototype_image(3, 256), "JPEG")[:400], "is truncated or corrupt"),
@@ -376,20 +377,20 @@ def test_decode_image_modes_and_errors() -> None:
     assert np.asarray(white).min() == 255  # 16-bit white stays white
     clear = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
     assert np.asarray(decode_image(png_bytes(clear))).min() == 255  # transparency -> white
-    with pytest.raises(ImageDecodeError, match="not a PNG, JPEG, WebP or BMP"):
-        decode_image(png_bytes(rgb, "GIF"), "anim.gif")
+    with pytest.raises(ImageDecodeError, match="is a TIFF image, not one of the accepted formats"):
+        decode_image(png_bytes(rgb, "TIFF"), "scan.png")
 
 
 def test_preprocess_follows_the_checkpoint_data_config() -> None:
     photo = Image.new("RGB", (300, 200), (10, 200, 30))
-    cifar = Preprocess(32, 32, (0.5,) * 3, (0.25,) * 3, cifar=True)
+    cifar = Preprocess(32, (0.5,) * 3, (0.25,) * 3)
     assert cifar.view(photo).shape == (3, 32, 32)  # squashed to 32x32, as CIFAR images are
-    upsampled = Preprocess(64, 64, (0.5,) * 3, (0.25,) * 3, cifar=True)
+    upsampled = Preprocess(64, (0.5,) * 3, (0.25,) * 3)
     assert upsampled.view(photo).shape == (3, 64, 64)
-    imagenet = Preprocess(224, 256, (0.5,) * 3, (0.25,) * 3, cifar=False)
+    imagenet = Preprocess(224, (0.5,) * 3, (0.25,) * 3, resize_size=256)
     view = imagenet.view(photo)
     assert view.shape == (3, 224, 224) and view.dtype == torch.uint8  # shorter side 256, center crop
-    batch = imagenet.normalize([view, view])
+    batch = imagenet.batch([view, view])
     assert batch.shape == (2, 3, 224, 224) and torch.allclose(
         batch[0, 1], torch.tensor((200 / 255 - 0.5) / 0.25)
     )

@@ -17,9 +17,11 @@ from train_helpers import read_metrics, run_cli, tiny_overrides
 from cifar_resnets.cli.common import keyvalue_to_options
 from cifar_resnets.cli.evaluate import main
 from cifar_resnets.config.compose import compose_train
+from cifar_resnets.data.transforms import eval_view
 from cifar_resnets.inference.checkpoint import CheckpointError
 from cifar_resnets.inference.evaluate import evaluate
-from cifar_resnets.inference.predict import classification_report, fit_to_model, tta_views
+from cifar_resnets.inference.predict import tta_views
+from cifar_resnets.inference.report import classification_report
 from cifar_resnets.training.train import train
 
 _RUNS: dict[str, Path] = {}
@@ -147,12 +149,15 @@ def test_classification_report_by_hand() -> None:
     _assert_consistent(report)
 
 
-def test_fit_to_model_geometry() -> None:
+def test_eval_view_geometry() -> None:
     images = torch.randint(0, 256, (2, 3, 40, 60), dtype=torch.uint8)
-    assert fit_to_model(images, 32).shape == (2, 3, 32, 32)
-    assert fit_to_model(images, 24, 28).shape == (2, 3, 24, 24)  # ImageNet-style: resize, centre crop
+    assert eval_view(images, 32).shape == (2, 3, 32, 32)
+    assert eval_view(images, 24, 28).shape == (2, 3, 24, 24)  # ImageNet-style: resize, centre crop
+    assert eval_view(images, 64).shape == (2, 3, 64, 64) and eval_view(images, 64).dtype == torch.uint8
     same = torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8)
-    assert fit_to_model(same, 32) is same
+    assert eval_view(same, 32) is same
+    # A CIFAR-style net of input size 64 sees any image as its 32x32 version upsampled.
+    torch.testing.assert_close(eval_view(images, 64), eval_view(eval_view(images, 32), 64), rtol=0, atol=0)
 
 
 def test_keyvalue_arguments() -> None:
@@ -187,15 +192,15 @@ def test_refused_checkpoints_give_one_line_errors(ckpt: Path, tmp_path: Path, ca
 
     bare = tmp_path / "bare.ckpt"
     torch.save({"state_dict": content["state_dict"]}, bare)
-    assert "not written by cifar-train" in _one_line_error(capsys, ["--ckpt", str(bare)])
+    assert "without the run config" in _one_line_error(capsys, ["--ckpt", str(bare)])
 
     truncated = tmp_path / "truncated.ckpt"
     truncated.write_bytes(ckpt.read_bytes()[:5000])
-    assert "truncated or corrupt" in _one_line_error(capsys, ["--ckpt", str(truncated)])
+    assert "it is truncated" in _one_line_error(capsys, ["--ckpt", str(truncated)])
 
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(pickle.dumps([1, 2, 3]))
-    assert _one_line_error(capsys, ["--ckpt", str(garbage)])
+    assert "a Python pickle of plain values" in _one_line_error(capsys, ["--ckpt", str(garbage)])
     with pytest.raises(CheckpointError):
         evaluate(tmp_path / "missing.ckpt")
 

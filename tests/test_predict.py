@@ -16,23 +16,14 @@ from train_helpers import run_cli
 
 from cifar_resnets.cli.predict import main
 from cifar_resnets.data.cifar_files import load_cifar_pickle
-from cifar_resnets.inference.inputs import (
-    InputError,
-    read_image,
-    read_image_folder,
-    read_input,
-    read_npy_images,
-)
-from cifar_resnets.inference.methods import (
-    PredictError,
-    apply_thresholds,
-    ensemble_csvs,
-    majority_vote,
-    predict,
-    predict_csvs,
-    tune_thresholds,
-    write_predictions,
-)
+from cifar_resnets.data.images import read_image
+from cifar_resnets.inference.ensembles import ensemble_csvs, majority_vote
+from cifar_resnets.inference.inputs import InputError, read_image_folder, read_input, read_npy_images
+from cifar_resnets.inference.methods import predict, predict_csvs
+from cifar_resnets.inference.options import PredictError
+from cifar_resnets.inference.predictions import write_predictions
+from cifar_resnets.inference.preprocess import Preprocess
+from cifar_resnets.inference.thresholds import apply_thresholds, tune_thresholds
 
 
 @pytest.fixture(scope="module")
@@ -133,13 +124,11 @@ def test_folder_of_images(ckpt: Path, test_batch: Path, tmp_path: Path) -> None:
     hwc, truth = _image_folder(test_batch, tmp_path / "images")
     assert Image.open(tmp_path / "images" / "grey16.png").mode.startswith("I")
     grey8, grey16 = (
-        read_image(tmp_path / "images" / "grey.png"),
-        read_image(tmp_path / "images" / "grey16.png"),
+        np.asarray(read_image(tmp_path / "images" / "grey.png")),
+        np.asarray(read_image(tmp_path / "images" / "grey16.png")),
     )
-    assert torch.equal(grey8, grey16) and grey8.shape == (3, 32, 32)  # rescaled, not clipped to white
-    assert torch.equal(
-        read_image(tmp_path / "images" / "img00.png"), torch.from_numpy(hwc[0]).permute(2, 0, 1)
-    )
+    assert np.array_equal(grey8, grey16) and grey8.shape == (32, 32, 3)  # rescaled, not clipped to white
+    assert np.array_equal(np.asarray(read_image(tmp_path / "images" / "img00.png")), hwc[0])
 
     with open(tmp_path / "labels.csv", "w", newline="") as f:
         writer = csv.writer(f)
@@ -148,8 +137,12 @@ def test_folder_of_images(ckpt: Path, test_batch: Path, tmp_path: Path) -> None:
     result = predict(
         tmp_path / "images", [ckpt], "adaptive", "flip", labels_path=tmp_path / "labels.csv", device="cpu"
     )
-    assert result.ids == sorted(truth)  # file names, sorted; notes.txt ignored
-    assert [name for name, _ in result.summary["skipped"]] == ["broken.png"]
+    assert result.ids == sorted(truth)  # file names, sorted
+    skipped = dict(result.summary["skipped"])
+    assert list(skipped) == ["broken.png", "notes.txt"]  # every other entry, with its reason
+    assert skipped["broken.png"].startswith("truncated or corrupt") and skipped["notes.txt"].startswith(
+        "not an image"
+    )
     assert 0.0 <= result.summary["accuracy"] <= 1.0
     plain_png = predict(tmp_path / "images", [ckpt], "plain", device="cpu")
     pickle_plain = predict(test_batch, [ckpt], "plain", device="cpu")
@@ -162,12 +155,13 @@ def test_decompression_bombs_are_refused(tmp_path: Path, monkeypatch) -> None:
     folder.mkdir()
     Image.new("RGB", (32, 32)).save(folder / "a.png")
     Image.new("RGB", (8, 8)).save(folder / "small.png")
+    pre = Preprocess(32, (0.5,) * 3, (0.25,) * 3)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 600)  # 1024 px: between the warning and error limits
-    images, ids, skipped = read_image_folder(folder, 32)
-    assert ids == ["small.png"] and images.shape == (1, 3, 32, 32)
-    assert skipped[0][0] == "a.png" and "decompression-bomb" in skipped[0][1]
+    data = read_image_folder(folder, [pre])
+    assert data.ids == ["small.png"] and data.views[pre].shape == (1, 3, 32, 32)
+    assert data.skipped[0][0] == "a.png" and data.skipped[0][1].startswith("too large: a possible")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 1024 px > 2x the limit: Pillow's own error
-    assert read_image_folder(folder, 32)[1] == ["small.png"]
+    assert read_image_folder(folder, [pre]).ids == ["small.png"]
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
@@ -302,3 +296,67 @@ def test_cli_subprocess_npy_with_probs(ckpt: Path, tmp_path: Path) -> None:
     rows = _read_csv(tmp_path / "p.csv")
     assert [r["id"] for r in rows] == ["0", "1", "2", "3", "4"]
     assert all(abs(sum(float(v) for k, v in r.items() if k.startswith("prob_")) - 1) < 1e-4 for r in rows)
+
+
+def _mixed_folder(test_batch: Path, folder: Path) -> None:
+    """Every kind of entry a user's folder may hold: images, other files, folders and links."""
+    images, _ = load_cifar_pickle(test_batch)
+    hwc = images.transpose(0, 2, 3, 1)
+    (folder / "sub" / "deeper").mkdir(parents=True)
+    (folder / "empty").mkdir()
+    Image.fromarray(hwc[0]).save(folder / "a.png")
+    frames = [Image.fromarray(hwc[1]).convert("P"), Image.fromarray(hwc[2]).convert("P")]
+    frames[0].save(folder / "b.gif", save_all=True, append_images=frames[1:], duration=40)
+    Image.fromarray(hwc[3]).convert("P").save(folder / "gif_named.png", format="GIF")
+    Image.fromarray(hwc[4]).save(folder / "scan.tiff")
+    Image.fromarray(hwc[5]).save(folder / "sub" / "c.jpg", quality=95)
+    Image.fromarray(hwc[6]).save(folder / "sub" / "deeper" / "d.webp", lossless=True)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "broken.jpg").write_bytes((folder / "sub" / "c.jpg").read_bytes()[:300])
+    (folder / "link_to_sub").symlink_to(folder / "sub", target_is_directory=True)
+    (folder / "dangling.png").symlink_to(folder / "nowhere.png")
+
+
+def test_every_folder_entry_is_predicted_or_listed(
+    ckpt: Path, test_batch: Path, tmp_path: Path, capsys
+) -> None:
+    folder = tmp_path / "mixed"
+    _mixed_folder(test_batch, folder)
+    flat = predict(folder, [ckpt], "plain", device="cpu")
+    assert flat.ids == ["a.png", "b.gif", "gif_named.png"]  # GIFs (first frame), whatever their name
+    reasons = dict(flat.summary["skipped"])
+    assert sorted(reasons) == sorted(
+        ["broken.jpg", "dangling.png", "empty", "link_to_sub", "notes.txt", "scan.tiff", "sub"]
+    )
+    assert reasons["sub"] == reasons["empty"] == "a subfolder (pass --recursive to read subfolders)"
+    assert reasons["scan.tiff"].startswith("a TIFF image, not one of the accepted formats")
+    assert reasons["notes.txt"].startswith("not an image")
+    assert reasons["broken.jpg"].startswith("truncated or corrupt")
+    assert reasons["link_to_sub"] == "a link to a folder (not followed)"
+    assert reasons["dangling.png"] == "a broken link"
+
+    deep = predict(folder, [ckpt], "plain", device="cpu", recursive=True)
+    assert deep.ids == ["a.png", "b.gif", "gif_named.png", "sub/c.jpg", "sub/deeper/d.webp"]
+    assert sorted(dict(deep.summary["skipped"])) == sorted(
+        ["broken.jpg", "dangling.png", "empty", "link_to_sub", "notes.txt", "scan.tiff"]
+    )
+    assert dict(deep.summary["skipped"])["empty"] == "an empty folder"
+    np.testing.assert_allclose(deep.probs[:3], flat.probs, atol=1e-6)
+
+    out = tmp_path / "preds.csv"
+    main(["--ckpt", str(ckpt), "--input", str(folder), "--recursive", "--out", str(out), "--device", "cpu"])
+    printed = capsys.readouterr().out
+    assert "skipped 6 entries of the input:" in printed
+    for ident, reason in deep.summary["skipped"]:
+        assert f"  {ident}: {reason}" in printed
+    assert [r["id"] for r in _read_csv(out)] == deep.ids  # the CSV holds the predictions only
+
+
+def test_summary_lists_the_first_skipped_entries_and_counts_the_rest() -> None:
+    from cifar_resnets.cli.predict import SHOWN_SKIPPED, summary_lines
+
+    skipped = [(f"f{i:02d}.txt", "not an image") for i in range(SHOWN_SKIPPED + 5)]
+    lines = summary_lines({"method": "plain", "images": 3, "skipped": skipped}, "out.csv")
+    assert lines[1] == f"skipped {SHOWN_SKIPPED + 5} entries of the input:"
+    assert lines[2 : 2 + SHOWN_SKIPPED] == [f"  {i}: {r}" for i, r in skipped[:SHOWN_SKIPPED]]
+    assert lines[2 + SHOWN_SKIPPED] == "  ... and 5 more"

@@ -30,14 +30,11 @@ import streamlit as st
 import torch
 from PIL import Image
 
+from cifar_resnets.data.images import ACCEPTED_EXTENSIONS as EXTENSIONS
+from cifar_resnets.data.images import ImageDecodeError, decode_image
 from cifar_resnets.inference.checkpoint import CheckpointError, LoadedModel, load_model
-from cifar_resnets.inference.preprocess import (
-    EXTENSIONS,
-    ImageDecodeError,
-    Preprocess,
-    decode_image,
-    view_to_pil,
-)
+from cifar_resnets.inference.predict import views_probs
+from cifar_resnets.inference.preprocess import Preprocess, view_to_pil
 from cifar_resnets.reporting.runs import (
     CheckpointEntry,
     Run,
@@ -81,7 +78,9 @@ def get_model(path: str | Path) -> LoadedModel:
     """The checkpoint's net, loaded once per file version; raises ``CheckpointError``."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; pick one on the list or fix the path")
+        raise CheckpointError(
+            f"checkpoint {path} does not exist; pick one on the list or fix the path", "missing"
+        )
     stat = path.stat()
     return _load_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
 
@@ -95,8 +94,7 @@ def model_label(model: LoadedModel) -> str:
 @torch.inference_mode()
 def predict(model: LoadedModel, views: list[torch.Tensor]) -> np.ndarray:
     """Class probabilities [N, num_classes] for uint8 views already resized/cropped for this net."""
-    batch = Preprocess.for_model(model).normalize(views)
-    return torch.softmax(model.net(batch).float(), dim=1).numpy()
+    return views_probs(model, torch.stack(views), device="cpu").numpy()
 
 
 def top_k(probs: np.ndarray, classes: list[str], k: int = TOP_K) -> list[tuple[str, float]]:
@@ -283,7 +281,7 @@ def samples_section(models: list[LoadedModel]) -> list[Item]:
 # ----------------------------------------------------------------------------- Classify page
 def uploaded_items() -> list[Item]:
     files = st.file_uploader(
-        "Images to classify (PNG, JPEG, WebP, BMP; any size)",
+        "Images to classify (PNG, JPEG, WebP, BMP, GIF; any size)",
         type=list(EXTENSIONS),
         accept_multiple_files=True,
         key="uploads",

@@ -1,4 +1,8 @@
-"""``cifar-eval``: the test-set report of one checkpoint."""
+"""``cifar-eval``: the test-set report of one checkpoint.
+
+Arguments are parsed before the inference modules (torch) are imported, so ``--help`` and argument
+errors answer at once.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from cifar_resnets.cli.common import keyvalue_to_options, user_errors
-from cifar_resnets.inference.evaluate import SPLITS, evaluate
-from cifar_resnets.inference.predict import TTA_MODES
+from cifar_resnets.inference.options import SPLITS, TTA_MODES
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -31,6 +34,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     with user_errors("cifar-eval"):
+        from cifar_resnets.inference.evaluate import evaluate
+
         report = evaluate(
             args.ckpt, args.data_root, args.split, args.tta, args.batch_size, args.device, args.out_dir
         )

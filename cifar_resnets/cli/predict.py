@@ -1,33 +1,31 @@
-"""``cifar-predict``: labels for new images into a CSV."""
+"""``cifar-predict``: labels for new images into a CSV (methods: ``cifar_resnets.inference.methods``).
+
+Arguments are parsed and checked before the inference modules (torch) are imported, so ``--help`` and
+argument errors answer at once.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Any
 
 from cifar_resnets.cli.common import keyvalue_to_options, user_errors
-from cifar_resnets.inference.methods import (
-    METHODS,
-    PredictError,
-    Prediction,
-    predict,
-    predict_csvs,
-    write_predictions,
-)
-from cifar_resnets.inference.predict import TTA_MODES
+from cifar_resnets.inference.options import METHODS, TTA_MODES, check_method
+
+SHOWN_SKIPPED = 20  # the summary lists this many skipped entries, then counts the rest
 
 
-# ----- command line -----
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="cifar-predict",
         description="Predict labels into a CSV (id,label[,prob_<class>...]) with one of the methods "
-        f"{', '.join(METHODS)}; see the module docstring for their exact rules.",
+        f"{', '.join(METHODS)}; see cifar_resnets.inference.methods for their exact rules.",
     )
     parser.add_argument("--ckpt", action="append", default=[], help="checkpoint (repeat for an ensemble)")
-    parser.add_argument("--input", help="CIFAR pickle, .npy uint8 array, or folder of images")
+    parser.add_argument("--input", help="folder of images, .npy uint8 array, or CIFAR pickle")
+    parser.add_argument("--recursive", action="store_true", help="also read the subfolders of a folder input")
     parser.add_argument("--method", default="plain", choices=METHODS)
     parser.add_argument("--csv", nargs="+", default=[], help="ensemble these prediction CSVs")
     parser.add_argument("--out", required=True, help="output CSV")
@@ -53,34 +51,37 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(keyvalue_to_options(list(sys.argv[1:] if argv is None else argv), keys))
 
 
-def _print_summary(prediction: Prediction, out: Path) -> None:
-    s = prediction.summary
-    print(f"cifar-predict: {s['method']} on {s['images']} images -> {out}")
-    skipped = s.get("skipped") or []
+def summary_lines(summary: dict[str, Any], out: object) -> list[str]:
+    """What cifar-predict prints after writing the CSV."""
+    lines = [f"cifar-predict: {summary['method']} on {summary['images']} images -> {out}"]
+    skipped = summary.get("skipped") or []
     if skipped:
-        shown = "; ".join(f"{name}: {why}" for name, why in skipped[:3])
-        print(f"skipped {len(skipped)} file(s): {shown}")
-    if "rule" in s:
-        print(f"rule: {s['rule']}")
-    if "thresholds" in s:
-        print("thresholds: " + ", ".join(f"{k}>={v:.2f}" for k, v in s["thresholds"].items()))
-    if "validation_accuracy" in s:
-        accs = ", ".join(f"{k} {100 * v:.2f}%" for k, v in s["validation_accuracy"].items())
-        print(f"validation accuracy ({s['validation_images']} images): {accs}")
-    if "accuracy" in s:
-        print(f"accuracy: {100 * s['accuracy']:.2f}%")
+        lines.append(f"skipped {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} of the input:")
+        lines += [f"  {ident}: {reason}" for ident, reason in skipped[:SHOWN_SKIPPED]]
+        if len(skipped) > SHOWN_SKIPPED:
+            lines.append(f"  ... and {len(skipped) - SHOWN_SKIPPED} more")
+    if "rule" in summary:
+        lines.append(f"rule: {summary['rule']}")
+    if "thresholds" in summary:
+        lines.append("thresholds: " + ", ".join(f"{k}>={v:.2f}" for k, v in summary["thresholds"].items()))
+    if "validation_accuracy" in summary:
+        accs = ", ".join(f"{k} {100 * v:.2f}%" for k, v in summary["validation_accuracy"].items())
+        lines.append(f"validation accuracy ({summary['validation_images']} images): {accs}")
+    if "accuracy" in summary:
+        lines.append(f"accuracy: {100 * summary['accuracy']:.2f}%")
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     with user_errors("cifar-predict"):
+        check_method(args.method, args.ckpt, args.tta, args.csv, args.input)
+        from cifar_resnets.inference.methods import predict, predict_csvs
+        from cifar_resnets.inference.predictions import write_predictions
+
         if args.csv:
-            if args.method != "ensemble" or args.ckpt or args.input:
-                raise PredictError("--csv works with --method ensemble alone (no --ckpt or --input)")
             prediction = predict_csvs(args.csv, args.labels)
         else:
-            if not args.input:
-                raise PredictError("give --input (a CIFAR pickle, a .npy file or a folder of images)")
             prediction = predict(
                 args.input,
                 args.ckpt,
@@ -91,9 +92,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 args.hard_classes,
                 args.batch_size,
                 args.device,
+                args.recursive,
             )
         out = write_predictions(prediction, args.out, args.probs)
-    _print_summary(prediction, out)
+    print("\n".join(summary_lines(prediction.summary, out)))
 
 
 if __name__ == "__main__":

@@ -1,14 +1,32 @@
 """Load a checkpoint of this suite safely and rebuild the net that wrote it.
 
-Checkpoints are read with ``torch.load(weights_only=True)``: tensors and plain containers only,
-so no code hidden in a checkpoint file can run. The net is rebuilt from the run config stored in
-the checkpoint, and its weights must fit exactly.
+``read_checkpoint`` is the one place that tells why a file is not a usable checkpoint; cifar-eval,
+cifar-predict, the app and cifar-reproduce all show its one-line message. It looks at the file's
+content, not its name, and sorts every failure into one ``CheckpointError.kind``:
+
+- ``missing``: no such file;
+- ``not_a_checkpoint``: neither a zip archive (what ``torch.save`` writes) nor a pickle, e.g. text or
+  random bytes;
+- ``truncated``: a zip archive or pickle that stops short (a save or copy cut off), or is damaged;
+- ``foreign``: a readable file written by another program: a zip or pickle that is no torch file, a
+  plain state dict, or a checkpoint without the run config cifar-train stores;
+- ``code``: a pickle that would call a function while loading (pickled code, or objects other than
+  tensors and plain values); refused, and nothing in it is run;
+- ``other_model``: the run config names a net this suite cannot build, or the weights do not fit it.
+
+Checkpoints are read with ``torch.load(weights_only=True)``: tensors and plain containers only. A pickle
+that is not a torch file is only scanned (``pickletools``), never loaded. The net is rebuilt from the
+run config stored in the checkpoint by ``models.build.build_net``, without Lightning or Hydra.
 """
 
 from __future__ import annotations
 
 import json
 import pickle
+import pickletools
+import re
+import struct
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,12 +34,34 @@ from typing import Any
 import torch
 from torch import nn
 
-from cifar_resnets.errors import UserError
-from cifar_resnets.training.build import build_net
+from cifar_resnets.errors import ConfigError, UserError
+from cifar_resnets.models.build import build_net
+
+KINDS = ("missing", "not_a_checkpoint", "truncated", "foreign", "code", "other_model")
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+# torch.save's pre-1.6 format starts with this pickled magic number (torch.serialization.MAGIC_NUMBER).
+_TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
+_PICKLE_CALLS = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX"}
+_PICKLE_STRINGS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING"}
+# What torch.load raises for a file whose bytes are damaged past its first few (not bugs of ours).
+_DAMAGED = (
+    pickle.UnpicklingError,
+    RuntimeError,
+    EOFError,
+    IndexError,
+    KeyError,
+    struct.error,
+    UnicodeDecodeError,
+)
+_HINT = "pass a checkpoint written by cifar-train, e.g. RUN/checkpoints/last.ckpt"
 
 
 class CheckpointError(UserError, ValueError):
-    """A checkpoint that cannot be used; the message names the file and what to do."""
+    """A file that is not a usable checkpoint of this suite; ``kind`` is one of ``KINDS``."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass
@@ -35,7 +75,7 @@ class LoadedModel:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     image_size: int
-    resize_size: int
+    resize_size: int | None  # ImageNet-style evaluation resize; None: CIFAR-style (see data.transforms)
     path: Path
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -47,60 +87,176 @@ class LoadedModel:
     def data_name(self) -> str:
         return str(self.config.get("data", {}).get("name", "?"))
 
+    @property
+    def dataset(self) -> str:
+        """``cifar``, ``imagenet_subset`` or the datamodule's class name: which reader has its splits."""
+        return dataset_kind(self.config.get("data") or {})
+
+
+def dataset_kind(data_cfg: dict[str, Any]) -> str:
+    target = str(data_cfg.get("_target_", "")).rsplit(".", 1)[-1]
+    return {"CIFARDataModule": "cifar", "ImageNetSubsetDataModule": "imagenet_subset"}.get(target, target)
+
+
+# ----------------------------------------------------------------------------- reading the file
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:160] if text else type(err).__name__
+
+
+def _pickle_protocol(head: bytes) -> int | None:
+    return head[1] if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5 else None
+
+
+def _scan_plain_pickle(path: Path, data: bytes) -> CheckpointError:
+    """Why a pickle that is not a torch file is refused, found by reading its opcodes (nothing runs)."""
+    strings: list[str] = []
+    try:
+        for op, arg, _ in pickletools.genops(data):
+            if op.name in _PICKLE_STRINGS:
+                strings.append(str(arg))
+            elif op.name in _PICKLE_CALLS:
+                if op.name in ("GLOBAL", "INST"):
+                    name = str(arg).replace(" ", ".")
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    name = ".".join(strings[-2:])
+                else:
+                    name = "a function"
+                return _refused(path, name)
+    except ValueError as err:  # pickletools: the opcodes stop short or make no sense
+        return CheckpointError(
+            f"{path} is not a readable checkpoint: it is a truncated or damaged pickle ({err}); "
+            "copy the file again",
+            "truncated",
+        )
+    return CheckpointError(
+        f"{path} was written by another program: a Python pickle of plain values, not a torch checkpoint; "
+        + _HINT,
+        "foreign",
+    )
+
+
+def _refused(path: Path, name: str) -> CheckpointError:
+    return CheckpointError(
+        f"{path} is refused, nothing in it was run: loading it would call {name}, "
+        "and a checkpoint may hold only tensors and plain values",
+        "code",
+    )
+
+
+def _not_a_checkpoint(path: Path, head: bytes) -> CheckpointError:
+    if all(32 <= b < 127 or b in b"\t\n\r" for b in head):
+        looks = f"it is text starting {head[:24].decode()!r}"
+    else:
+        looks = f"its first bytes are {head[:8].hex(' ')}"
+    return CheckpointError(
+        f"{path} is not a readable checkpoint: neither a zip archive (torch.save) nor a pickle ({looks}); "
+        + _HINT,
+        "not_a_checkpoint",
+    )
+
+
+def _check_zip(path: Path) -> None:
+    if not zipfile.is_zipfile(path):  # the central directory, written last, is missing
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint: it is truncated (a zip archive without its end, "
+            f"{path.stat().st_size:,} bytes); the save or copy was cut short, copy the file again",
+            "truncated",
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except zipfile.BadZipFile as err:
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint: a damaged zip archive ({err}); {_HINT}", "truncated"
+        ) from None
+    if not any(name.endswith("/data.pkl") for name in names):
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        raise CheckpointError(
+            f"{path} was written by another program: a zip archive that holds no torch checkpoint "
+            f"({shown}); {_HINT}",
+            "foreign",
+        )
+
+
+def _torch_load(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if found:
+            raise _refused(path, found.group(1)) from None
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint: its pickle is damaged; {_HINT}", "truncated"
+        ) from None
+    except _DAMAGED as err:
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint: it is truncated or damaged ({_first_line(err)}); "
+            "copy the file again",
+            "truncated",
+        ) from None
+
+
+def _foreign(path: Path, what: str) -> CheckpointError:
+    return CheckpointError(f"{path} was written by another program: {what}; {_HINT}", "foreign")
+
+
+def _check_content(path: Path, content: Any) -> None:
+    if not isinstance(content, dict):
+        raise _foreign(path, f"a torch file holding a {type(content).__name__}, not a checkpoint")
+    if "state_dict" not in content:
+        if content and all(isinstance(v, torch.Tensor) for v in content.values()):
+            raise _foreign(path, "a plain state dict (weights without the run config that rebuilds the net)")
+        raise _foreign(path, "a torch file without a state_dict")
+    if not isinstance(content["state_dict"], dict):
+        raise _foreign(path, "its state_dict is not a mapping of tensors")
+    config = (content.get("hyper_parameters") or {}).get("config")
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        raise _foreign(
+            path, "a checkpoint without the run config cifar-train stores, so its net cannot be rebuilt"
+        )
+
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """``torch.load`` with ``weights_only=True``, every failure turned into one ``CheckpointError``."""
+    """The content of a checkpoint of this suite, or the ``CheckpointError`` that says what the file is."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; pass a run's checkpoints/last.ckpt")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
         raise CheckpointError(
-            f"{path} holds objects other than tensors and plain values (refused, nothing in it was run): "
-            f"{str(err).splitlines()[0][:200]}"
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError) as err:
+            f"checkpoint {path} does not exist; pass a run's checkpoints/last.ckpt", "missing"
+        )
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if not head:
         raise CheckpointError(
-            f"{path} is not a readable checkpoint ({err}); it may be truncated or corrupt"
-        ) from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise CheckpointError(f"{path} is not a Lightning checkpoint (no state_dict)")
-    return checkpoint
+            f"{path} is not a readable checkpoint: it is empty (0 bytes); the save was cut short", "truncated"
+        )
+    if head.startswith(_ZIP_MAGIC):
+        _check_zip(path)
+    elif not head.startswith(_TORCH_LEGACY_MAGIC):
+        if _pickle_protocol(head) is None:
+            raise _not_a_checkpoint(path, head)
+        raise _scan_plain_pickle(path, path.read_bytes())
+    content = _torch_load(path)
+    _check_content(path, content)
+    return content
 
 
-def _num_classes(state_dict: dict[str, torch.Tensor], hparams: dict[str, Any]) -> int:
+# ----------------------------------------------------------------------------- rebuilding the net
+def _num_classes(path: Path, state: dict[str, torch.Tensor], hparams: dict[str, Any]) -> int:
     if "num_classes" in hparams:
         return int(hparams["num_classes"])
-    head = [v for k, v in state_dict.items() if k.endswith("fc.weight")]
+    head = [v for k, v in state.items() if k.endswith("fc.weight")]
     if not head:
-        raise CheckpointError("cannot tell the number of classes from the checkpoint")
+        raise _foreign(path, "its hyper_parameters do not say the number of classes")
     return int(head[-1].shape[0])
 
 
-# A checkpoint's config is data from whoever wrote the file: Hydra would import and call any
-# ``_target_`` in it, so only the suite's own model builders may be named, and only at the top.
-TRUSTED_MODEL_PREFIX = "cifar_resnets.models."
-
-
-def _check_model_config(path: Path, model_cfg: Any) -> None:
-    if not isinstance(model_cfg, dict) or not str(model_cfg.get("_target_", "")).startswith(
-        TRUSTED_MODEL_PREFIX
-    ):
-        target = model_cfg.get("_target_") if isinstance(model_cfg, dict) else model_cfg
-        raise CheckpointError(
-            f"{path}: its model config names {target!r}, not a model of this suite; refused"
-        )
-
-    def nested_targets(node: Any) -> bool:
-        if isinstance(node, dict):
-            return any(k in ("_target_", "_partial_", "_args_") or nested_targets(v) for k, v in node.items())
-        return isinstance(node, list) and any(nested_targets(v) for v in node)
-
-    if any(nested_targets(v) for k, v in model_cfg.items() if k != "_target_"):
-        raise CheckpointError(
-            f"{path}: its model config holds nested objects to build; refused (nothing was run)"
-        )
+def _metrics(path: Path) -> dict[str, Any]:
+    metrics_file = path.parent.parent / "metrics.json"
+    try:
+        return json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    except (OSError, ValueError):  # a run still writing it, or a damaged copy: no metrics to show
+        return {}
 
 
 def load_model(path: str | Path) -> LoadedModel:
@@ -108,54 +264,46 @@ def load_model(path: str | Path) -> LoadedModel:
     path = Path(path)
     checkpoint = read_checkpoint(path)
     hparams = checkpoint.get("hyper_parameters") or {}
-    config = hparams.get("config")
-    if not isinstance(config, dict) or "model" not in config:
-        raise CheckpointError(f"{path} was not written by cifar-train (no run config inside)")
+    config = hparams["config"]
     state = {
         k.removeprefix("net.").replace("_orig_mod.", ""): v
         for k, v in checkpoint["state_dict"].items()
         if k.startswith("net.")
     }
-    num_classes = _num_classes(state, hparams)
-    _check_model_config(path, config["model"])
+    num_classes = _num_classes(path, state, hparams)
+    name = config["model"].get("name")
     try:
-        net = build_net(config["model"], num_classes)
-    except Exception as err:  # an unknown _target_ or argument: a checkpoint from another version/model
-        raise CheckpointError(
-            f"{path}: cannot rebuild its model {config['model'].get('name')!r}: {err}"
-        ) from None
+        net = build_net(config["model"], num_classes, pretrained=False)
+    except ConfigError as err:
+        raise CheckpointError(f"{path}: cannot rebuild its model {name!r}: {err}", "other_model") from None
     try:
         result = net.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shape mismatches
-        detail = str(err).splitlines()[-1].strip()
-        raise CheckpointError(
-            f"{path}: weights do not fit model {config['model'].get('name')!r}: {detail}"
-        ) from None
+        detail = str(err).strip().splitlines()[-1].strip()
+        raise CheckpointError(f"{path}: weights do not fit model {name!r}: {detail}", "other_model") from None
     if result.missing_keys or result.unexpected_keys:
         bad = [*result.missing_keys, *result.unexpected_keys]
         raise CheckpointError(
-            f"{path}: weights do not fit model {config['model'].get('name')!r}: "
-            f"{len(bad)} mismatched keys, e.g. {', '.join(bad[:4])}"
+            f"{path}: weights do not fit model {name!r}: {len(bad)} mismatched keys, "
+            f"e.g. {', '.join(bad[:4])}",
+            "other_model",
         )
     net.eval()
     info = hparams.get("data_info") or {}
-    data_cfg = config.get("data", {})
-    metrics_file = path.parent.parent / "metrics.json"
-    metrics: dict[str, Any] = {}
-    if metrics_file.is_file():
-        try:
-            metrics = json.loads(metrics_file.read_text())
-        except (OSError, ValueError):
-            metrics = {}
+    data_cfg = config.get("data") or {}
+    image_size = int(info.get("image_size", data_cfg.get("image_size", 32)))
+    resize_size = int(info.get("resize_size", data_cfg.get("resize_size", image_size)))
+    kind = dataset_kind(data_cfg)
+    cifar_style = kind == "cifar" or (kind != "imagenet_subset" and resize_size == image_size)
     return LoadedModel(
         net=net,
         config=config,
         num_classes=num_classes,
         classes=list(info.get("classes") or [str(i) for i in range(num_classes)]),
-        mean=tuple(info.get("mean", (0.5, 0.5, 0.5))),
-        std=tuple(info.get("std", (0.25, 0.25, 0.25))),
-        image_size=int(info.get("image_size", data_cfg.get("image_size", 32))),
-        resize_size=int(info.get("resize_size", data_cfg.get("resize_size", 32))),
+        mean=tuple(float(v) for v in info.get("mean", (0.5, 0.5, 0.5))),
+        std=tuple(float(v) for v in info.get("std", (0.25, 0.25, 0.25))),
+        image_size=image_size,
+        resize_size=None if cifar_style else resize_size,
         path=path,
-        metrics=metrics,
+        metrics=_metrics(path),
     )

@@ -1,16 +1,13 @@
-"""``cifar-eval``: the test-set report of one checkpoint.
+"""``cifar-eval``: the test-set report of one checkpoint, and the confusion matrices of cifar-reproduce.
 
-Examples::
+The checkpoint's split is rebuilt from the run config stored inside it, without Lightning: CIFAR
+splits by ``data.cifar_files.cifar_splits`` (the function the datamodule's ``setup`` calls, so the
+validation split is exactly the one held out in training), the ImageNet subset's ``val/`` folder by
+``data.imagenet_files``. Images are fed through the checkpoint's ``Preprocess``, the datamodules'
+evaluation transform.
 
-    cifar-eval ckpt=outputs/runs/DATE/TIME_resnet20_cifar10/checkpoints/last.ckpt
-    cifar-eval ckpt=RUN/checkpoints/last.ckpt tta=flip_translate data.root=/data/cifar
-    cifar-eval --ckpt RUN/checkpoints/last.ckpt --split val --tta flip
-
-Arguments may be given as ``key=value`` (``ckpt``, ``data.root``, ``tta``, ``split``, ``batch_size``,
-``device``, ``out_dir``) or as the equivalent ``--key value`` options. The checkpoint's own dataset is
-rebuilt from the run config stored inside it (``data.root`` overrides where its files are). Accuracy
-and a per-class precision/recall/F1 table are printed and written into the run folder (the folder
-above ``checkpoints/``) as ``eval_<split>[_<tta>].md`` and ``.json``, with the confusion matrix as
+Accuracy and a per-class precision/recall/F1 table are written into the run folder (the folder above
+``checkpoints/``) as ``eval_<split>[_<tta>].md`` and ``.json``, with the confusion matrix as
 ``eval_<split>[_<tta>]_confusion.png``; nothing else in the folder is touched.
 """
 
@@ -24,21 +21,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
+from torch.utils.data import DataLoader
 
+from cifar_resnets.data.cifar_files import cifar_splits
+from cifar_resnets.data.imagenet_files import ImageListDataset, read_split
 from cifar_resnets.errors import UserError
-from cifar_resnets.inference.checkpoint import CheckpointError, LoadedModel, load_model
-from cifar_resnets.inference.predict import (
-    TTA_MODES,
-    classification_report,
-    pick_device,
-    plot_confusion_matrix,
-    predict_loader_probs,
-    predict_probs,
-    report_markdown,
-)
-
-SPLITS = ("test", "val")
+from cifar_resnets.inference.checkpoint import LoadedModel, load_model
+from cifar_resnets.inference.options import SPLITS, TTA_MODES
+from cifar_resnets.inference.predict import predict_probs, views_probs
+from cifar_resnets.inference.preprocess import Preprocess
+from cifar_resnets.inference.report import classification_report, report_markdown
+from cifar_resnets.reporting.plots import plot_confusion_matrix
 
 
 class EvalError(UserError, ValueError):
@@ -51,22 +44,55 @@ def run_folder(ckpt: Path) -> Path:
     return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
 
 
-def eval_datamodule(loaded: LoadedModel, data_root: str | None = None, split: str = "val"):
-    """The checkpoint's datamodule, rebuilt from its stored run config (``data_root`` overrides).
+def cifar_split(
+    loaded: LoadedModel, split: str, data_root: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 images [N, 3, 32, 32], int64 labels [N]) of a CIFAR checkpoint's ``test`` or ``val`` split.
 
-    The validation split is rebuilt exactly as in training (same ``val_size`` and ``split_seed``).
-    For the test split the training-side sizes do not matter, so they are dropped: evaluating on a
-    copy of the data with fewer training images then still works.
+    The validation split is rebuilt exactly as in training (same ``val_size`` and ``split_seed``). For
+    the test split the training-side sizes do not matter and are left out, so evaluating on a copy of
+    the data with fewer training images still works.
     """
-    data_cfg = dict(loaded.config.get("data") or {})
-    if "_target_" not in data_cfg:
-        raise CheckpointError(f"{loaded.path}: the stored run config has no data section to rebuild")
-    if data_root is not None:
-        data_cfg["root"] = str(data_root)
-    if split == "test" and "val_size" in data_cfg:
-        data_cfg.update(val_size=0, num_train=None)
-    augment = loaded.config.get("augment") or {}
-    return instantiate(data_cfg, augment=augment, _convert_="all")
+    data = loaded.config.get("data") or {}
+    test = split == "test"
+    splits = cifar_splits(
+        data_root if data_root is not None else data.get("root", "data"),
+        data.get("name", "cifar10"),
+        data.get("classes"),
+        0 if test else int(data.get("val_size", 5000)),
+        None,  # the validation split does not depend on how many training images the run kept
+        int(data.get("split_seed", 0)),
+        bool(data.get("download", False)),
+    )
+    images, labels = splits.test if test else splits.val
+    if images.shape[0] == 0:
+        raise EvalError(
+            f"{loaded.path}: its run had no validation split (data.val_size=0); "
+            "retrain with data.val_size>0 or evaluate split=test"
+        )
+    return images, labels
+
+
+def _imagenet_split_probs(
+    loaded: LoadedModel, data_root: str | None, tta: str, batch_size: int, device: str | torch.device
+) -> tuple[torch.Tensor, np.ndarray]:
+    data = loaded.config.get("data") or {}
+    root = data_root if data_root is not None else data.get("root", "data/imagenet")
+    samples, _ = read_split(root, "val", loaded.classes)
+    loader = DataLoader(
+        ImageListDataset(samples, Preprocess.for_model(loaded).view),
+        batch_size=batch_size,
+        num_workers=int(data.get("num_workers", 0)),
+    )
+    labels: list[torch.Tensor] = []
+
+    def views():
+        for batch, y in loader:
+            labels.append(y)
+            yield batch
+
+    probs = views_probs(loaded, views(), tta, device)
+    return probs, torch.cat(labels).numpy()
 
 
 def split_probs(
@@ -80,25 +106,27 @@ def split_probs(
     """(softmax probabilities [N, C], int64 labels [N]) of the checkpoint's ``test`` or ``val`` split."""
     if split not in SPLITS:
         raise EvalError(f"split={split!r} is not supported; choose one of {list(SPLITS)}")
-    device = pick_device(device) if isinstance(device, str) else device
-    dm = eval_datamodule(loaded, data_root, split)
-    arrays = getattr(dm, f"{split}_arrays", None)
-    if arrays is None:  # datamodules without in-memory uint8 arrays (the ImageNet subset)
+    if loaded.dataset == "cifar":
+        images, labels = cifar_split(loaded, split, data_root)
+        return predict_probs(loaded, images, tta, batch_size, device), labels
+    if loaded.dataset == "imagenet_subset":
         if split == "val":
             raise EvalError(
                 f"{loaded.data_name}: this dataset has no validation split apart from its test split "
                 "(the ImageNet val folder is the test set); use split=test"
             )
-        dm.setup("test")
-        probs, labels = predict_loader_probs(loaded.net, dm.test_dataloader(), tta, device)
-        return probs, labels.numpy()
-    images, labels = arrays()
-    if images.shape[0] == 0:
-        raise EvalError(
-            f"{loaded.path}: its run had no validation split (data.val_size=0); "
-            "retrain with data.val_size>0 or evaluate split=test"
-        )
-    return predict_probs(loaded, images, tta=tta, batch_size=batch_size, device=device), labels.numpy()
+        return _imagenet_split_probs(loaded, data_root, tta, batch_size, device)
+    raise EvalError(f"{loaded.path}: its dataset {loaded.dataset!r} has no split cifar-eval can read")
+
+
+def checkpoint_confusion_matrix(
+    ckpt: str | Path, split: str = "test", data_root: str | None = None, device: str = "auto"
+) -> tuple[np.ndarray, list[str]]:
+    """(confusion matrix [C, C], rows true and columns predicted; class names) of a checkpoint's split."""
+    loaded = load_model(ckpt)
+    probs, labels = split_probs(loaded, split, data_root, device=device)
+    report = classification_report(labels, probs.argmax(1), loaded.classes)
+    return np.asarray(report["confusion_matrix"], dtype=np.int64), loaded.classes
 
 
 def output_stem(split: str, tta: str) -> str:

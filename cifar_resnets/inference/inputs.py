@@ -1,38 +1,38 @@
-"""Read images that users hand to cifar-predict, without ever running code hidden in a file.
+"""Read what users hand to cifar-predict, without ever running code hidden in a file.
 
 Three kinds of input, picked by what the path is:
 
-- a folder: every image file in it (not recursive, sorted by name); PIL decodes any mode (L, P, RGBA,
-  CMYK, 16-bit greyscale, ...) to RGB. Unreadable files are skipped and counted; images larger than
-  Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) are refused the same way.
-  Ids are the file names.
+- a folder: every entry is either predicted or listed as skipped with its reason. Files are decoded
+  by the one image decoder (``data.images``), which judges them by content, not by name: not an
+  image, a refused format, truncated, too large (Pillow's decompression-bomb limit). Subfolders are
+  read with ``recursive`` and listed as skipped without it; links to folders are not followed. Ids
+  are paths relative to the folder (``a.png``, ``sub/b.jpg``), sorted.
 - a ``.npy`` file: read with ``allow_pickle=False`` (an object array or a pickle is refused); uint8
   [N, H, W, 3] or [N, 3, H, W]. Ids are the row indices.
 - anything else: a CIFAR-format batch pickle, read by the restricted unpickler of
   ``cifar_files.load_cifar_pickle`` (only numpy arrays and plain containers; ``b"labels"`` or
   ``b"fine_labels"`` become the labels). Ids are the row indices.
 
-Images come back as uint8 [N, 3, H, W]; folder images are brought to the model's input size on
-reading (``inference.fit_to_model``), since files of different sizes cannot be stacked otherwise.
+Arrays stay uint8 [N, 3, H, W] and are preprocessed batch by batch when predicted. Folder images have
+sizes of their own, so each is turned into the view of every checkpoint's ``Preprocess`` as it is read
+(one decode per file).
 """
 
 from __future__ import annotations
 
 import csv
-import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
-from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from cifar_resnets.data.cifar_files import CIFARFileError, load_cifar_pickle
+from cifar_resnets.data.images import ImageDecodeError, read_image
 from cifar_resnets.errors import UserError
-from cifar_resnets.inference.predict import fit_to_model
-
-_16BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+from cifar_resnets.inference.predictions import PROB_PREFIX
+from cifar_resnets.inference.preprocess import Preprocess
 
 
 class InputError(UserError, ValueError):
@@ -41,12 +41,17 @@ class InputError(UserError, ValueError):
 
 @dataclass
 class PredictionInput:
-    """Images to predict, their ids, optional labels, and the files skipped on the way."""
+    """Images to predict, their ids, optional labels, and the entries skipped on the way.
 
-    images: torch.Tensor  # uint8 [N, 3, H, W]
+    ``images``: uint8 [N, 3, H, W] of an array input; ``views``: for a folder, uint8 [N, 3, S, S] per
+    checkpoint preprocessing. Exactly one of the two is set.
+    """
+
     ids: list[str]
+    images: torch.Tensor | None = None
+    views: dict[Preprocess, torch.Tensor] = field(default_factory=dict)
     labels: np.ndarray | None = None  # int64 [N] class indices
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file name, reason)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (id, reason)
     kind: str = "pickle"
 
     def __len__(self) -> int:
@@ -81,76 +86,102 @@ def read_npy_images(path: str | Path) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array))
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Any PIL mode -> RGB; 16-bit and 32-bit greyscale are rescaled, not clipped at 255."""
-    if image.mode in _16BIT_MODES or image.mode in ("I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        if image.mode in _16BIT_MODES or (image.mode == "I" and values.max(initial=0) > 255):
-            values = values / 257.0  # 0..65535 -> 0..255
-        elif image.mode == "F" and values.max(initial=0) <= 1.0:
-            values = values * 255.0
-        image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
-    elif image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")  # PIL warns when a palette with transparency goes straight to RGB
-    return image.convert("RGB")
+def scan_folder(
+    folder: Path, recursive: bool = False
+) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
+    """(id, file) of every file under ``folder`` to decode, and (id, reason) of the entries left out."""
+    files: list[tuple[str, Path]] = []
+    skipped: list[tuple[str, str]] = []
 
+    def walk(directory: Path) -> None:
+        try:
+            entries = sorted(directory.iterdir())
+        except OSError as err:
+            if directory == folder:
+                raise InputError(f"input folder {folder} cannot be read ({err.strerror or err})") from None
+            skipped.append(
+                (directory.relative_to(folder).as_posix(), f"an unreadable folder ({err.strerror})")
+            )
+            return
+        for entry in entries:
+            ident = entry.relative_to(folder).as_posix()
+            if entry.is_symlink() and entry.is_dir():
+                skipped.append((ident, "a link to a folder (not followed)"))
+            elif entry.is_dir():
+                if recursive:
+                    before = len(files) + len(skipped)
+                    walk(entry)
+                    if len(files) + len(skipped) == before:
+                        skipped.append((ident, "an empty folder"))
+                else:
+                    skipped.append((ident, "a subfolder (pass --recursive to read subfolders)"))
+            elif entry.is_file():
+                files.append((ident, entry))
+            elif entry.is_symlink():
+                skipped.append((ident, "a broken link"))
+            else:
+                skipped.append((ident, "not a regular file"))
 
-def read_image(path: Path) -> torch.Tensor:
-    """One image file -> uint8 [3, H, W]; raises OSError/ValueError/DecompressionBombError if bad."""
-    with warnings.catch_warnings():
-        # Pillow only warns between MAX_IMAGE_PIXELS and twice that; refuse those too.
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path) as image:
-            rgb = _to_rgb(image)
-    return torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1)
+    walk(folder)
+    return sorted(files), skipped
 
 
 def read_image_folder(
-    folder: str | Path, image_size: int, resize_size: int | None = None
-) -> tuple[torch.Tensor, list[str], list[tuple[str, str]]]:
-    """(uint8 [N, 3, image_size, image_size], file names, skipped (name, reason)) of a folder."""
+    folder: str | Path, preprocesses: Sequence[Preprocess], recursive: bool = False
+) -> PredictionInput:
+    """Every image of ``folder`` as the view of each of ``preprocesses``; the rest in ``skipped``."""
     folder = Path(folder)
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
-    images, ids, skipped = [], [], []
-    for path in files:
+    files, skipped = scan_folder(folder, recursive)
+    entries = len(files) + len(skipped)
+    wanted = list(dict.fromkeys(preprocesses))
+    ids: list[str] = []
+    views: dict[Preprocess, list[torch.Tensor]] = {p: [] for p in wanted}
+    for ident, path in files:
         try:
-            image = read_image(path)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-            skipped.append((path.name, f"refused, larger than Pillow's decompression-bomb limit ({err})"))
+            image = read_image(path, ident)
+        except ImageDecodeError as err:
+            skipped.append((ident, err.reason))
             continue
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-            skipped.append((path.name, f"unreadable ({type(err).__name__}: {err})"))
-            continue
-        images.append(fit_to_model(image, image_size, resize_size))
-        ids.append(path.name)
-    if not images:
-        raise InputError(
-            f"{folder}: no readable images among {len(files)} image files "
-            f"(extensions: {', '.join(sorted(IMG_EXTENSIONS))})"
-        )
-    return torch.stack(images), ids, skipped
+        ids.append(ident)
+        for preprocess in wanted:
+            views[preprocess].append(preprocess.view(image))
+    skipped.sort()
+    if not ids:
+        reasons = "; ".join(f"{i}: {why}" for i, why in skipped[:3]) or "it is empty"
+        raise InputError(f"{folder}: no readable images among {entries} entries ({reasons})")
+    return PredictionInput(
+        ids, views={p: torch.stack(v) for p, v in views.items()}, skipped=skipped, kind="folder"
+    )
 
 
 def read_input(
-    path: str | Path, image_size: int = 32, resize_size: int | None = None, num_classes: int | None = None
+    path: str | Path,
+    preprocesses: Sequence[Preprocess] = (),
+    num_classes: int | None = None,
+    recursive: bool = False,
 ) -> PredictionInput:
     """Read a folder, ``.npy`` or CIFAR pickle (see the module docstring) into a ``PredictionInput``."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"input {path} does not exist; pass a folder of images, a .npy or a CIFAR pickle")
     if path.is_dir():
-        images, ids, skipped = read_image_folder(path, image_size, resize_size)
-        return PredictionInput(images, ids, skipped=skipped, kind="folder")
+        return read_image_folder(path, preprocesses, recursive)
     if path.suffix.lower() == ".npy":
         images = read_npy_images(path)
-        return PredictionInput(images, [str(i) for i in range(images.shape[0])], kind="npy")
+        return PredictionInput([str(i) for i in range(images.shape[0])], images=images, kind="npy")
     try:
         images_np, labels = load_cifar_pickle(path, num_classes=num_classes)
     except CIFARFileError as err:
         raise InputError(str(err)) from None
-    return PredictionInput(
-        torch.from_numpy(images_np), [str(i) for i in range(images_np.shape[0])], labels, kind="pickle"
-    )
+    ids = [str(i) for i in range(images_np.shape[0])]
+    return PredictionInput(ids, images=torch.from_numpy(images_np), labels=labels, kind="pickle")
+
+
+def view_batches(data: PredictionInput, preprocess: Preprocess, batch_size: int) -> Iterator[torch.Tensor]:
+    """The uint8 views of a folder input for one checkpoint, ``batch_size`` at a time."""
+    views = data.views[preprocess]
+    for start in range(0, views.shape[0], batch_size):
+        yield views[start : start + batch_size]
 
 
 def read_labels(path: str | Path, ids: list[str], classes: list[str]) -> np.ndarray:
@@ -206,3 +237,31 @@ def class_index(label: str, classes: list[str], source: Path | str) -> int:
     if label.strip().lstrip("-").isdigit() and 0 <= int(label) < len(classes):
         return int(label)
     raise InputError(f"{source}: label {label!r} is neither a class name nor an index below {len(classes)}")
+
+
+def read_prediction_csv(path: str | Path) -> tuple[list[str], list[str], list[str] | None, np.ndarray | None]:
+    """(ids, labels, classes or None, probs or None) of a CSV written by ``cifar-predict``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"CSV {path} does not exist")
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if not header or header[:2] != ["id", "label"]:
+            raise InputError(f"{path}: expected a header starting with id,label, got {header}")
+        rows = list(reader)
+    prob_cols = [h for h in header[2:] if h.startswith(PROB_PREFIX)]
+    if any(len(r) != len(header) for r in rows):
+        raise InputError(f"{path}: rows with a number of fields different from the header's {len(header)}")
+    ids = [r[0] for r in rows]
+    if len(set(ids)) != len(ids):
+        raise InputError(f"{path}: repeated ids")
+    labels = [r[1] for r in rows]
+    if not prob_cols:
+        return ids, labels, None, None
+    start = header.index(prob_cols[0])
+    try:
+        probs = np.array([[float(v) for v in r[start : start + len(prob_cols)]] for r in rows])
+    except ValueError as err:
+        raise InputError(f"{path}: probability columns hold non-numbers ({err})") from None
+    return ids, labels, [c[len(PROB_PREFIX) :] for c in prob_cols], probs

@@ -1,4 +1,4 @@
-"""``cifar-predict``: labels for new images, with the prediction methods of seed 001.
+"""``cifar-predict``: labels for new images, with the prediction methods of the CBAM attention-ResNet recipe.
 
 Examples::
 
@@ -8,8 +8,9 @@ Examples::
     cifar-predict --method ensemble --csv a.csv b.csv c.csv --out preds.csv
 
 Inputs (``cifar_resnets.inference.inputs``): a CIFAR-format pickle, a ``.npy`` uint8 array, or a folder of
-images. Output: a CSV ``id,label`` (class names; id = row index, or file name for a folder), plus one
-``prob_<class>`` column per class with ``--probs``.
+images (``--recursive``: with its subfolders). Output: a CSV ``id,label`` (class names; id = row index,
+or the path relative to the folder), plus one ``prob_<class>`` column per class with ``--probs``; entries
+of a folder that are not predicted are listed in the summary with their reason, never in the CSV.
 
 Methods (``p`` = softmax probabilities of one image, ``p_c`` that of class c):
 
@@ -41,11 +42,7 @@ validation split they were tuned on (next to ``plain`` there), so it shows wheth
 
 from __future__ import annotations
 
-import csv
-import math
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +50,7 @@ import numpy as np
 
 from cifar_resnets.errors import UserError
 from cifar_resnets.inference.checkpoint import LoadedModel, load_model
+from cifar_resnets.inference.ensembles import ensemble_csvs
 from cifar_resnets.inference.evaluate import split_probs
 from cifar_resnets.inference.inputs import (
     InputError,
@@ -60,173 +58,20 @@ from cifar_resnets.inference.inputs import (
     read_input,
     read_label_csv,
     read_labels,
+    view_batches,
 )
-from cifar_resnets.inference.predict import TTA_MODES, classification_report, predict_probs
-
-METHODS = ("plain", "tta", "class_specialized", "adaptive", "ensemble")
-THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(20))
-PROB_PREFIX = "prob_"
-
-
-class PredictError(UserError, ValueError):
-    """A method/argument combination that cannot work; the message says what to change."""
+from cifar_resnets.inference.options import PredictError, check_method
+from cifar_resnets.inference.predict import predict_probs, views_probs
+from cifar_resnets.inference.predictions import Prediction
+from cifar_resnets.inference.preprocess import Preprocess
+from cifar_resnets.inference.report import classification_report
+from cifar_resnets.inference.thresholds import apply_thresholds, pick_hard_classes, tune_thresholds
 
 
-@dataclass
-class Prediction:
-    """What a method produced: labels as class indices and names, probabilities when it has them."""
-
-    ids: list[str]
-    labels: list[str]
-    classes: list[str]
-    probs: np.ndarray | None = None  # [N, C]
-    summary: dict[str, Any] = field(default_factory=dict)
-
-
-# ----- the methods' decision rules (pure functions on arrays) -----
-def apply_thresholds(probs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """Most probable class with ``p_c >= t_c``; argmax where no class passes."""
-    probs = np.asarray(probs, dtype=np.float64)
-    passing = np.where(probs >= np.asarray(thresholds)[None, :], probs, -np.inf)
-    preds = passing.argmax(axis=1)
-    none_pass = ~np.isfinite(passing.max(axis=1))
-    preds[none_pass] = probs[none_pass].argmax(axis=1)
-    return preds
-
-
-def pick_hard_classes(
-    probs: np.ndarray, labels: np.ndarray, classes: Sequence[str], spec: str | None = None
-) -> list[int]:
-    """Indices of the hard classes: named ones (``"bird,cat,dog"``), or the N lowest by plain F1."""
-    c = len(classes)
-    if spec and not spec.strip().isdigit():
-        names = [s.strip() for s in spec.split(",") if s.strip()]
-        unknown = [n for n in names if n not in classes]
-        if unknown:
-            raise PredictError(
-                f"--hard-classes: unknown classes {unknown}; the checkpoint has {list(classes)}"
-            )
-        return [list(classes).index(n) for n in names]
-    count = int(spec) if spec else max(1, math.ceil(0.3 * c))
-    if not 1 <= count < c:
-        raise PredictError(f"--hard-classes={count}: need between 1 and {c - 1} classes")
-    f1 = [row["f1"] for row in classification_report(labels, probs.argmax(1), classes)["per_class"]]
-    return sorted(np.argsort(f1, kind="stable")[:count].tolist())
-
-
-def tune_thresholds(
-    probs: np.ndarray,
-    labels: np.ndarray,
-    hard: Sequence[int],
-    grid: Sequence[float] = THRESHOLD_GRID,
-    rounds: int = 2,
-) -> np.ndarray:
-    """Per-class thresholds (0 for non-hard classes) maximising accuracy by coordinate ascent."""
-    thresholds = np.zeros(probs.shape[1])
-    labels = np.asarray(labels)
-
-    def accuracy(t: np.ndarray) -> float:
-        return float((apply_thresholds(probs, t) == labels).mean())
-
-    best = accuracy(thresholds)
-    for _ in range(rounds):
-        for c in hard:
-            for value in sorted(grid):  # ascending + strict improvement: ties keep the lower value
-                trial = thresholds.copy()
-                trial[c] = value
-                score = accuracy(trial)
-                if score > best:
-                    best, thresholds = score, trial
-    return thresholds
-
-
-def majority_vote(votes: Sequence[Sequence[str]]) -> list[str]:
-    """Per item, the most frequent label over the voters; ties go to the earliest voter's choice."""
-    result = []
-    for item_votes in zip(*votes, strict=True):
-        counts = Counter(item_votes)
-        top = max(counts.values())
-        result.append(next(v for v in item_votes if counts[v] == top))
-    return result
-
-
-# ----- CSV files -----
-def write_predictions(prediction: Prediction, out: str | Path, probs: bool = False) -> Path:
-    """Write ``id,label`` (+ ``prob_<class>`` columns) to ``out``."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if probs and prediction.probs is None:
-        raise PredictError("--probs: this method (majority vote) has no probabilities to write")
-    with open(out, "w", newline="") as f:
-        writer = csv.writer(f)
-        header = ["id", "label"] + ([PROB_PREFIX + c for c in prediction.classes] if probs else [])
-        writer.writerow(header)
-        for i, (ident, label) in enumerate(zip(prediction.ids, prediction.labels, strict=True)):
-            row = [ident, label]
-            if probs:
-                row += [f"{v:.6f}" for v in prediction.probs[i]]
-            writer.writerow(row)
-    return out
-
-
-def read_prediction_csv(path: str | Path) -> tuple[list[str], list[str], list[str] | None, np.ndarray | None]:
-    """(ids, labels, classes or None, probs or None) of a CSV written by ``cifar-predict``."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"CSV {path} does not exist")
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if not header or header[:2] != ["id", "label"]:
-            raise InputError(f"{path}: expected a header starting with id,label, got {header}")
-        rows = list(reader)
-    prob_cols = [h for h in header[2:] if h.startswith(PROB_PREFIX)]
-    if any(len(r) != len(header) for r in rows):
-        raise InputError(f"{path}: rows with a number of fields different from the header's {len(header)}")
-    ids = [r[0] for r in rows]
-    if len(set(ids)) != len(ids):
-        raise InputError(f"{path}: repeated ids")
-    labels = [r[1] for r in rows]
-    if not prob_cols:
-        return ids, labels, None, None
-    start = header.index(prob_cols[0])
-    try:
-        probs = np.array([[float(v) for v in r[start : start + len(prob_cols)]] for r in rows])
-    except ValueError as err:
-        raise InputError(f"{path}: probability columns hold non-numbers ({err})") from None
-    return ids, labels, [c[len(PROB_PREFIX) :] for c in prob_cols], probs
-
-
-def ensemble_csvs(paths: Sequence[str | Path]) -> Prediction:
-    """Probability averaging when every CSV has the same prob columns, else majority vote."""
-    if len(paths) < 2:
-        raise PredictError("--csv: give at least two CSV files to ensemble")
-    tables = [read_prediction_csv(p) for p in paths]
-    ids = tables[0][0]
-    for path, table in zip(paths[1:], tables[1:], strict=True):
-        if sorted(table[0]) != sorted(ids):
-            raise PredictError(f"{path} predicts other ids than {paths[0]}; ensemble CSVs of the same input")
-    # Align every table to the first one's id order.
-    aligned = []
-    for table_ids, labels, classes, probs in tables:
-        order = {ident: i for i, ident in enumerate(table_ids)}
-        idx = [order[i] for i in ids]
-        aligned.append(([labels[i] for i in idx], classes, None if probs is None else probs[idx]))
-    first_classes = aligned[0][1]
-    if first_classes and all(c == first_classes for _, c, _ in aligned):
-        probs = np.mean([p for _, _, p in aligned], axis=0)
-        labels = [first_classes[i] for i in probs.argmax(axis=1)]
-        return Prediction(ids, labels, first_classes, probs, {"rule": "probability average"})
-    labels = majority_vote([labels for labels, _, _ in aligned])
-    classes = first_classes or sorted({lab for labels, _, _ in aligned for lab in labels})
-    return Prediction(ids, labels, classes, None, {"rule": "majority vote (ties: earliest CSV)"})
-
-
-# ----- methods over checkpoints -----
 def _validation(loaded: LoadedModel, data_root: str | None, tta: str, batch_size: int, device: str):
     try:
         return split_probs(loaded, "val", data_root, tta, batch_size, device)
-    except ValueError as err:
+    except UserError as err:
         raise PredictError(f"tuning needs the checkpoint's validation split: {err}") from None
 
 
@@ -254,35 +99,23 @@ def predict(
     hard_classes: str | None = None,
     batch_size: int = 500,
     device: str = "auto",
+    recursive: bool = False,
 ) -> Prediction:
     """Run one method over one input (see the module docstring); accuracy in ``summary`` when labelled."""
-    if method not in METHODS:
-        raise PredictError(f"--method {method!r} is not supported; choose one of {list(METHODS)}")
-    if not ckpts:
-        raise PredictError("give --ckpt (or, for --method ensemble, --csv files)")
-    if len(ckpts) > 1 and method != "ensemble":
-        raise PredictError(f"several --ckpt need --method ensemble, not {method}")
-    if tta is not None and tta not in TTA_MODES:
-        raise PredictError(f"--tta {tta!r} is not supported; choose one of {list(TTA_MODES)}")
-    if method in ("plain", "class_specialized") and tta not in (None, "none"):
-        raise PredictError(f"--method {method} uses one view; use --method tta or adaptive for --tta")
+    check_method(method, ckpts, tta, input_path=input_path)
     view_tta = tta or ("flip_translate" if method in ("tta", "adaptive") else "none")
     models = [load_model(p) for p in ckpts]
     classes = _same_classes(models)
-    inputs: dict[tuple[int, int], PredictionInput] = {}
-
-    def input_for(m: LoadedModel) -> PredictionInput:
-        key = (m.image_size, m.resize_size)
-        if key not in inputs:
-            inputs[key] = read_input(input_path, m.image_size, m.resize_size, num_classes=m.num_classes)
-        return inputs[key]
-
-    first = input_for(models[0])
-    summary: dict[str, Any] = {"method": method, "images": len(first), "skipped": first.skipped}
+    data: PredictionInput = read_input(
+        input_path, [Preprocess.for_model(m) for m in models], models[0].num_classes, recursive
+    )
+    summary: dict[str, Any] = {"method": method, "images": len(data), "skipped": data.skipped}
 
     def probs_of(m: LoadedModel, views: str) -> np.ndarray:
-        data = input_for(m)
-        return predict_probs(m, data.images, views, batch_size, device).numpy()
+        if data.images is not None:
+            return predict_probs(m, data.images, views, batch_size, device).numpy()
+        batches = view_batches(data, Preprocess.for_model(m), batch_size)
+        return views_probs(m, batches, views, device).numpy()
 
     model = models[0]
     if method == "ensemble":
@@ -314,15 +147,15 @@ def predict(
             validation_accuracy=val_acc,
         )
     summary["tta"] = view_tta
-    labels = first.labels
+    labels = data.labels
     if labels_path is not None:
-        labels = read_labels(labels_path, first.ids, classes)
+        labels = read_labels(labels_path, data.ids, classes)
     if labels is not None:
         summary["accuracy"] = _accuracy(preds, labels)
         summary["per_class_f1"] = {
             r["class"]: r["f1"] for r in classification_report(labels, preds, classes)["per_class"]
         }
-    return Prediction(first.ids, [classes[i] for i in preds], classes, probs, summary)
+    return Prediction(data.ids, [classes[i] for i in preds], classes, probs, summary)
 
 
 def predict_csvs(csvs: Sequence[str | Path], labels_path: str | Path | None = None) -> Prediction:

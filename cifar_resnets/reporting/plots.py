@@ -50,7 +50,8 @@ def _save(fig: Figure, path: str | Path) -> Path:
 def plot_training_history(
     run_dirs: str | Path | Sequence[str | Path], out: str | Path, title: str = ""
 ) -> Path:
-    """Loss and accuracy, train and validation, against the optimizer step (seed 001's figure).
+    """Loss and accuracy, train and validation, against the optimizer step (the figure of the CBAM
+    attention-ResNet recipe).
 
     Several run folders (the seeds of one table row) are drawn in the same panels, one line
     style per seed. Raises ``FileNotFoundError`` when none of them has curves to draw.
@@ -113,9 +114,11 @@ def plot_comparison(
 
 
 def plot_confusion_matrix(
-    matrix: np.ndarray, classes: Sequence[str], out: str | Path, title: str = ""
+    matrix: np.ndarray | Sequence[Sequence[int]], classes: Sequence[str], out: str | Path, title: str = ""
 ) -> Path:
-    """Row-normalised confusion matrix (rows: true class, columns: predicted class)."""
+    """Row-normalised confusion matrix (rows: true class, columns: predicted class), the one plot of it
+    that cifar-eval and cifar-reproduce write. Class names are shown up to 40 classes, cell values up to
+    20, so CIFAR-100 stays legible."""
     matrix = np.asarray(matrix, dtype=np.float64)
     normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     n = len(classes)
@@ -123,12 +126,13 @@ def plot_confusion_matrix(
     fig = Figure(figsize=(size + 1, size))
     ax = fig.add_subplot(1, 1, 1)
     image = ax.imshow(normalised, cmap="Blues", vmin=0.0, vmax=1.0)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    if n <= 20:  # per-cell numbers and class names stay legible up to about 20 classes
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    if n <= 40:
         ax.set_xticks(range(n))
         ax.set_yticks(range(n))
-        ax.set_xticklabels(classes, rotation=45, ha="right")
-        ax.set_yticklabels(classes)
+        ax.set_xticklabels([str(c) for c in classes], rotation=45, ha="right")
+        ax.set_yticklabels([str(c) for c in classes])
+    if n <= 20:
         for i in range(n):
             for j in range(n):
                 color = "white" if normalised[i, j] > 0.5 else "black"

@@ -377,8 +377,8 @@ def run_jobs(table: TableSpec, jobs: list[Job], table_dir: Path, args: argparse.
 
 def write_plots(table: TableSpec, results: list[RowResult], table_dir: Path) -> list[Path]:
     """Curves per row, the comparison bars, and confusion matrices of the best and worst rows."""
+    from cifar_resnets.inference.evaluate import checkpoint_confusion_matrix
     from cifar_resnets.reporting.plots import plot_comparison, plot_confusion_matrix, plot_training_history
-    from cifar_resnets.reproduce.tables import confusion_on_test_split
 
     written = []
     plots_dir = table_dir / "plots"
@@ -412,8 +412,8 @@ def write_plots(table: TableSpec, results: list[RowResult], table_dir: Path) -> 
     for label, r in picks.items():
         checkpoint = r.run_dirs[0] / "checkpoints" / "last.ckpt"
         try:
-            matrix, classes = confusion_on_test_split(checkpoint)
-        except (ValueError, OSError) as err:  # a non-CIFAR row, data moved since: the table still stands
+            matrix, classes = checkpoint_confusion_matrix(checkpoint)
+        except UserError as err:  # data moved since, a damaged checkpoint: the table still stands
             print(f"[{table.name}] no confusion matrix for {r.row.name}: {err}", file=sys.stderr)
             continue
         written.append(

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from cifar_resnets.config.resources import experiments_dir
@@ -419,43 +418,6 @@ def run_hparams(config: dict[str, Any]) -> dict[str, str | float | int | bool]:
         "seed": config.get("seed"),
     }
     return {k: v for k, v in values.items() if isinstance(v, (str, int, float, bool))}
-
-
-# ----------------------------------------------------------------------------- confusion matrices
-
-
-def confusion_on_test_split(checkpoint: Path, batch_size: int = 500) -> tuple[np.ndarray, list[str]]:
-    """Confusion matrix of a checkpoint on its own CIFAR test split (rows: true, columns: predicted).
-
-    The net and the test split are rebuilt from the run config stored in the checkpoint, so the
-    matrix needs nothing but the checkpoint and the data it was trained on.
-    """
-    import torch
-    import torch.nn.functional as F
-    from omegaconf import OmegaConf
-
-    from cifar_resnets.inference.checkpoint import load_model
-    from cifar_resnets.training.build import build_datamodule
-
-    loaded = load_model(checkpoint)
-    cfg = OmegaConf.create({"data": loaded.config["data"], "augment": loaded.config.get("augment") or {}})
-    datamodule = build_datamodule(cfg)
-    if not hasattr(datamodule, "test_arrays"):
-        raise TableError(f"{checkpoint}: its dataset {loaded.data_name!r} has no in-memory test split")
-    images, labels = datamodule.test_arrays()
-    mean = torch.tensor(loaded.mean).view(1, 3, 1, 1)
-    std = torch.tensor(loaded.std).view(1, 3, 1, 1)
-    predictions = []
-    with torch.no_grad():
-        for start in range(0, images.shape[0], batch_size):
-            x = (images[start : start + batch_size].float() / 255.0 - mean) / std
-            if x.shape[-1] != loaded.image_size:
-                x = F.interpolate(x, size=loaded.image_size, mode="bilinear", align_corners=False)
-            predictions.append(loaded.net(x).argmax(dim=1))
-    predicted = torch.cat(predictions).numpy()
-    n = loaded.num_classes
-    matrix = np.bincount(labels.numpy() * n + predicted, minlength=n * n).reshape(n, n)
-    return matrix, loaded.classes
 
 
 def log_hparams(loggers: list[Any], config: dict[str, Any], metrics: dict[str, Any]) -> None:
