@@ -210,7 +210,8 @@ def _check_content(path: Path, content: Any) -> None:
         raise _foreign(path, "a torch file without a state_dict")
     if not isinstance(content["state_dict"], dict):
         raise _foreign(path, "its state_dict is not a mapping of tensors")
-    config = (content.get("hyper_parameters") or {}).get("config")
+    hparams = content.get("hyper_parameters")
+    config = hparams.get("config") if isinstance(hparams, dict) else None
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
         raise _foreign(
             path, "a checkpoint without the run config cifar-train stores, so its net cannot be rebuilt"
