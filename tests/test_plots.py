@@ -14,7 +14,8 @@ from cifar_resnets.reporting.plots import (
     read_scalars,
     write_training_history,
 )
-from cifar_resnets.reproduce.tables import RowResult, RowSpec, TableSpec, run_hparams, to_csv, to_markdown
+from cifar_resnets.reproduce.tables import RowResult, RowSpec, TableSpec, to_csv, to_markdown
+from cifar_resnets.training.hparams import run_hparams
 
 
 def is_png(path: Path) -> bool:

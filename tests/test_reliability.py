@@ -1,10 +1,11 @@
-"""Crash-safe training: kills and SIGTERM resume exactly, atomic checkpoints, divergence, unsafe
-checkpoints, failing sweep jobs and a 24-job parallel sweep.
+"""Crash-safe training: atomic checkpoints, SIGKILL mid-write and SIGTERM through the CLI, divergence,
+unsafe checkpoints, failing sweep jobs and a 24-job parallel sweep. (Resuming after a kill at every
+moment and under every limit: test_resume_faults.py.)
 
-Exact-resume runs pin one CPU thread (PITFALLS E3) and use ``trainer.deterministic=true`` and the
-stateful GPU-resident loader on CPU tensors (``data.loader=gpu``), whose position survives a
-mid-epoch checkpoint. Kill points are exact, not timed: ``checkpoint_io``'s test hooks make the
-process SIGKILL/SIGTERM itself at the N-th checkpoint write.
+Exact-resume runs pin one CPU thread (the reduction order of CPU kernels depends on the thread count)
+and use ``trainer.deterministic=true`` and the stateful GPU-resident loader on CPU tensors
+(``data.loader=gpu``), whose position survives a mid-epoch checkpoint. Kill points are exact, not
+timed: ``fault_injection.FaultyCheckpointIO`` makes the process kill itself at a chosen checkpoint write.
 """
 
 from __future__ import annotations
@@ -16,21 +17,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import fault_injection
 import pytest
 import torch
 from train_helpers import read_metrics, run_cli, tiny_overrides
 
 from cifar_resnets.config.compose import compose_train
 from cifar_resnets.inference.checkpoint import CheckpointError, load_model, read_checkpoint
-from cifar_resnets.training.callbacks.reliability import EXIT_INTERRUPTED, DivergenceGuard, TrainingDiverged
-from cifar_resnets.training.checkpoint_io import (
-    KILL_AFTER_SAVE_ENV,
-    KILL_DURING_SAVE_ENV,
-    TEMP_PREFIX,
-    TERM_AFTER_SAVE_ENV,
-    atomic_torch_save,
-    remove_stale_partials,
-)
+from cifar_resnets.training.callbacks.checkpointing import EXIT_INTERRUPTED
+from cifar_resnets.training.callbacks.divergence import DivergenceGuard, TrainingDiverged
+from cifar_resnets.training.checkpoint_io import TEMP_PREFIX, atomic_torch_save, remove_stale_partials
 from cifar_resnets.training.train import train
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -42,6 +38,12 @@ EXACT = {
     "trainer.max_epochs": 3,
     "callbacks.mid_epoch_checkpoint.every_n_train_steps": 3,
 }
+
+
+def _faulty_io(**settings: object) -> str:
+    """The override that swaps in ``fault_injection.FaultyCheckpointIO`` with these settings."""
+    fields = ",".join(f"{k}:{v}" for k, v in settings.items())
+    return f"+trainer.plugins=[{{_target_:fault_injection.FaultyCheckpointIO,{fields}}}]"
 
 
 def _train_one_thread(overrides: list[str], output_dir: Path) -> dict:
@@ -80,25 +82,25 @@ def test_kill_during_a_checkpoint_write_keeps_the_previous_file(tmp_path: Path) 
     # A fresh interpreter, not os.fork(): a forked copy of this process can deadlock in torch's thread pool.
     child = (
         "import sys, torch\n"
-        "from cifar_resnets.training.checkpoint_io import atomic_torch_save\n"
+        "from fault_injection import FaultyCheckpointIO\n"
         "new = {'state_dict': {'w': torch.ones(1 << 16)}, 'global_step': 2}\n"
-        "atomic_torch_save(new, sys.argv[1], _count=1)\n"
+        "FaultyCheckpointIO(file='last.ckpt', step=2, moment='during').save_checkpoint(new, sys.argv[1])\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", child, str(target)],
-        env={**os.environ, KILL_DURING_SAVE_ENV: "1"},
+        env={**os.environ, "PYTHONPATH": fault_injection.TESTS_PYTHONPATH},
         capture_output=True,
         timeout=120,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr  # killed halfway through writing the new version
     assert read_checkpoint(target)["global_step"] == 1  # the old file, whole
     partials = list(tmp_path.glob(f"{TEMP_PREFIX}*"))
-    assert len(partials) == 1  # the half-written new version never replaced it
+    assert len(partials) == 1 and partials[0].stat().st_size > 0  # the half-written new version
     remove_stale_partials(tmp_path)
     assert not list(tmp_path.glob(f"{TEMP_PREFIX}*"))
 
 
-# ----------------------------------------------------------------------------- exact resume
+# ----------------------------------------------------------------------------- SIGKILL, SIGTERM
 
 
 @pytest.mark.slow
@@ -110,27 +112,18 @@ def test_killed_and_terminated_run_resumes_to_the_same_result(
     overrides = [*tiny_overrides(synthetic_cifar10, **EXACT), "ckpt_path=auto"]
     command = [*overrides, f"hydra.run.dir={run_dir}"]
     last = run_dir / "checkpoints" / "last.ckpt"
+    env = {**ONE_THREAD, "PYTHONPATH": fault_injection.TESTS_PYTHONPATH}
 
     # 1. Saves: last@3 (mid-epoch), epoch000@4, last@4 <- SIGKILL halfway through this write.
-    proc = run_cli(
-        "cifar_resnets.cli.train",
-        command,
-        tmp_path,
-        check=False,
-        env={**ONE_THREAD, KILL_DURING_SAVE_ENV: "3"},
-    )
+    kill = _faulty_io(file="last.ckpt", step=4, moment="during")
+    proc = run_cli("cifar_resnets.cli.train", [*command, kill], tmp_path, check=False, env=env)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert _step(last) == 3, "the interrupted write must leave the previous last.ckpt intact"
     assert list(last.parent.glob(f"{TEMP_PREFIX}*")), "the half-written file was a temp file"
 
-    # 2. Same command: resumes mid-epoch at step 3; SIGTERM after its 3rd save (last@6, mid-epoch 1).
-    proc = run_cli(
-        "cifar_resnets.cli.train",
-        command,
-        tmp_path,
-        check=False,
-        env={**ONE_THREAD, TERM_AFTER_SAVE_ENV: "3"},
-    )
+    # 2. Same command: resumes mid-epoch at step 3; SIGTERM right after last@6 (mid-epoch 1).
+    term = _faulty_io(file="last.ckpt", step=6, signal="TERM")
+    proc = run_cli("cifar_resnets.cli.train", [*command, term], tmp_path, check=False, env=env)
     assert proc.returncode == EXIT_INTERRUPTED, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     status = read_metrics(run_dir)
@@ -145,30 +138,6 @@ def test_killed_and_terminated_run_resumes_to_the_same_result(
     for key in ("steps", "epochs", "test/acc", "test/loss", "val/acc", "val/loss"):
         assert resumed[key] == reference[key], key
     _assert_same_state(last, uninterrupted / "checkpoints" / "last.ckpt")
-
-
-@pytest.mark.slow
-def test_kill_right_after_a_mid_epoch_save_resumes_exactly(
-    synthetic_cifar10: Path, uninterrupted: Path, tmp_path: Path
-) -> None:
-    """SIGKILL between a mid-epoch save and the next: the loader continues at the next batch."""
-    run_dir = tmp_path / "run"
-    overrides = [*tiny_overrides(synthetic_cifar10, **EXACT), "ckpt_path=auto"]
-    # Saves: last@3, epoch000@4, last@4, last@6, epoch001@8 <- killed here, so last.ckpt is step 6.
-    proc = run_cli(
-        "cifar_resnets.cli.train",
-        [*overrides, f"hydra.run.dir={run_dir}"],
-        tmp_path,
-        check=False,
-        env={**ONE_THREAD, KILL_AFTER_SAVE_ENV: "5"},
-    )
-    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    assert _step(run_dir / "checkpoints" / "last.ckpt") == 6
-    resumed = _train_one_thread(overrides, run_dir)
-    reference = read_metrics(uninterrupted)
-    for key in ("steps", "test/acc", "test/loss", "val/acc", "val/loss"):
-        assert resumed[key] == reference[key], key
-    _assert_same_state(run_dir / "checkpoints" / "last.ckpt", uninterrupted / "checkpoints" / "last.ckpt")
 
 
 # ----------------------------------------------------------------------------- divergence

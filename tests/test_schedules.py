@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from train_helpers import tiny_overrides
 
-from cifar_resnets.training.schedules import ScheduleConfigError, cosine, multistep, onecycle
+from cifar_resnets.config.compose import compose_train
+from cifar_resnets.training.build import build_datamodule, build_module, build_trainer
+from cifar_resnets.training.schedules import ScheduleConfigError, cosine, multistep, onecycle, planned_steps
 
 
 def _lrs(factory, steps: int = 100, **kwargs) -> list[float]:
@@ -60,3 +63,34 @@ def test_onecycle_peaks_at_the_optimizer_lr() -> None:
 def test_impossible_schedules_are_refused(kwargs: dict) -> None:
     with pytest.raises(ScheduleConfigError):
         _lrs(multistep, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "max_steps,max_epochs,total",
+    [(-1, 3, 12), (10, -1, 10), (10, 3, 10), (100, 2, 8), (-1, -1, None)],
+)
+def test_planned_steps_is_whichever_limit_comes_first(max_steps: int, max_epochs: int, total) -> None:
+    assert planned_steps(max_steps, max_epochs, steps_per_epoch=4) == total
+
+
+def test_the_schedule_ends_with_the_run_when_the_epoch_limit_comes_first(synthetic_cifar10, tmp_path) -> None:
+    """max_steps=100 with 2 epochs of 4 steps: the one-cycle schedule spans the 8 steps the run takes."""
+    overrides = {
+        "model.depth": 8,
+        "data.num_train": 128,
+        "data.val_size": 0,
+        "data.batch_size": 32,
+        "trainer.max_epochs": 2,
+        "trainer.max_steps": 100,
+        "schedule": "onecycle",
+        "logger": "none",
+        "callbacks.lr_monitor": None,
+        "callbacks.checkpoint": None,
+        "test_after_fit": False,
+    }
+    cfg = compose_train(tiny_overrides(synthetic_cifar10, **overrides), output_dir=tmp_path)
+    datamodule = build_datamodule(cfg)
+    trainer = build_trainer(cfg)
+    trainer.fit(build_module(cfg, datamodule.num_classes), datamodule=datamodule)
+    assert trainer.global_step == 8
+    assert trainer.lr_scheduler_configs[0].scheduler.total_steps == 8

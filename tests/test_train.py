@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch.profilers import PassThroughProfiler, SimpleProfiler
 from train_helpers import read_metrics, run_cli, tiny_overrides
 
 from cifar_resnets.config.compose import compose_train
 from cifar_resnets.config.resources import conf_dir
+from cifar_resnets.training.build import build_trainer
 from cifar_resnets.training.train import train
 
 GROUPS = ["data", "model", "optim", "schedule", "augment", "trainer", "callbacks", "logger"]
@@ -165,3 +167,9 @@ def test_resnet20_learns_real_cifar10_on_cpu(real_cifar10: Path, tmp_path: Path)
     )
     metrics = train(compose_train(overrides, output_dir=tmp_path))
     assert metrics["test/acc"] >= 0.35, metrics
+
+
+@pytest.mark.parametrize("name,profiler", [("null", PassThroughProfiler), ("simple", SimpleProfiler)])
+def test_trainer_profiler_is_lightnings_by_name(tmp_path: Path, name: str, profiler: type) -> None:
+    trainer = build_trainer(compose_train(["trainer=cpu", f"trainer.profiler={name}"], output_dir=tmp_path))
+    assert type(trainer.profiler) is profiler

@@ -19,8 +19,11 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 run() { "$PY" -m cifar_resnets.cli.train "${common[@]}" "$@" >> "$out/train.log" 2>&1; echo $?; }
 
 rc_straight=$(run hydra.run.dir="$out/straight")
-rc_kill=$(CIFAR_RESNETS_KILL_DURING_SAVE=3 run hydra.run.dir="$out/resumed")
-rc_term=$(CIFAR_RESNETS_TERM_AFTER_SAVE=2 run hydra.run.dir="$out/resumed")
+# The test-only checkpoint writer (tests/fault_injection.py) kills the run at an exact save.
+faulty() { echo "+trainer.plugins=[{_target_:fault_injection.FaultyCheckpointIO,file:last.ckpt,step:15,$1}]"; }
+export PYTHONPATH="$REPO/tests:$PYTHONPATH"
+rc_kill=$(run hydra.run.dir="$out/resumed" "$(faulty moment:during)")
+rc_term=$(run hydra.run.dir="$out/resumed" "$(faulty signal:TERM)")
 rc_finish=$(run hydra.run.dir="$out/resumed")
 rc_diverge=$(run hydra.run.dir="$out/diverged" optim.lr=1e6 trainer.log_every_n_steps=50)
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from cifar_resnets.config.resources import CONF_PACKAGE
 from cifar_resnets.errors import ConfigError
@@ -79,3 +80,12 @@ def compose_train(overrides: list[str], output_dir: Path | None = None) -> DictC
             cfg.hydra.runtime.output_dir = str(output_dir)
         HydraConfig.instance().set_config(cfg)
     return cfg
+
+
+def run_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config of a run, without Hydra's own node (present when composed in tests)."""
+    return {
+        str(key): OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        for key, value in cfg.items()
+        if key != "hydra"
+    }

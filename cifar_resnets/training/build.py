@@ -14,12 +14,14 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+from lightning.pytorch.plugins.io import CheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
+from cifar_resnets.config.compose import run_config
 from cifar_resnets.models.build import build_net
 from cifar_resnets.training.checkpoint_io import AtomicCheckpointIO
+from cifar_resnets.training.fit_loop import use_exact_resume_fit_loop
 from cifar_resnets.training.module import ClassifierModule
-from cifar_resnets.training.profilers import NoProfiler
 from cifar_resnets.training.step_graph import CapturedTrainStep
 
 log = logging.getLogger(__name__)
@@ -27,15 +29,6 @@ log = logging.getLogger(__name__)
 
 def _container(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-
-
-def run_config(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config of a run, without Hydra's own node (present when composed in tests)."""
-    return {
-        str(key): OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-        for key, value in cfg.items()
-        if key != "hydra"
-    }
 
 
 def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
@@ -59,7 +52,9 @@ def step_graph_blocker(cfg: DictConfig) -> str | None:
     if not _uses_cuda(cfg.trainer.accelerator):
         return "CUDA graphs need a CUDA GPU"
     if _multi_device(cfg.trainer):
-        return "recording under DDP is not supported (PITFALLS A10/A13)"
+        # Recording DDP's all-reduce needs DDP built on a side stream and NCCL settings that Lightning's
+        # strategy does not provide (https://pytorch.org/docs/stable/notes/cuda.html#usage-with-distributeddataparallel).
+        return "recording under DDP is not supported"
     if str(cfg.trainer.precision) in ("16-mixed", "16", "16-true"):
         return "float16 needs a GradScaler, whose step cannot be recorded; use bf16"
     if int(cfg.trainer.get("accumulate_grad_batches") or 1) > 1:
@@ -86,7 +81,7 @@ def compile_mode(cfg: DictConfig) -> str | None:
     (``module.cuda_graph``), else ``reduce-overhead`` (torch.compile's own CUDA graphs of the net) on one
     CUDA device and ``default`` elsewhere. CUDA-graph modes fall back where graphs cannot be used: on the
     CPU to ``default`` (inductor records no graphs there), under DDP to ``max-autotune-no-cudagraphs``
-    (PITFALLS A13: graph pools crash when train and eval alternate).
+    (graph pools crash there when train and eval alternate: https://github.com/pytorch/pytorch/issues/128218).
     """
     on_cuda = _uses_cuda(cfg.trainer.accelerator)
     wanted = cfg.model.get("compile", False)
@@ -127,8 +122,10 @@ def build_module(cfg: DictConfig, num_classes: int) -> ClassifierModule:
     net = build_net(cfg.model, num_classes)
     mode = compile_mode(cfg)
     if mode is not None:
-        # In place, so state-dict keys keep their names (PITFALLS A2); only the net is compiled,
-        # logging stays eager (A1). Static shapes: one graph per batch shape, never a dynamic one (A5).
+        # In place, so state-dict keys keep their names (``torch.compile(net)`` would add ``_orig_mod.``:
+        # https://github.com/Lightning-AI/pytorch-lightning/issues/17415); only the net is compiled, so
+        # self.log in the step methods stays eager. Static shapes with CUDA graphs: each batch shape
+        # (train, eval) compiles and records once; a dynamic-shape compile would re-record per size anyway.
         net.compile(mode=mode, dynamic=False if mode in CUDA_GRAPH_MODES else None)
     module = ClassifierModule(
         net,
@@ -175,11 +172,18 @@ def build_loggers(cfg: DictConfig) -> list[Any]:
     return _instantiate_all(cfg.get("logger"))
 
 
-def _plugins() -> list[Any]:
-    # Checkpoints written to a temp file in their own folder, then renamed (PITFALLS D7).
-    plugins: list[Any] = [AtomicCheckpointIO()]
+def build_plugins(cfg: DictConfig) -> list[Any]:
+    """``trainer.plugins`` (a list of ``_target_`` nodes, none by default) plus the suite's own.
+
+    Checkpoints go through ``AtomicCheckpointIO`` (temp file in their own folder, then renamed: see
+    ``checkpoint_io``) unless the config names a ``CheckpointIO`` itself. On SLURM, submitit owns
+    requeueing and the rerun resumes with ``ckpt_path=auto``; Lightning's auto-requeue is switched off so
+    a job is not requeued twice (https://github.com/Lightning-AI/pytorch-lightning/issues/14610).
+    """
+    plugins = [instantiate(node, _convert_="all") for node in cfg.trainer.get("plugins") or []]
+    if not any(isinstance(p, CheckpointIO) for p in plugins):
+        plugins.append(AtomicCheckpointIO())
     if SLURMEnvironment.detect() and not TorchElasticEnvironment.detect():
-        # One requeue owner (PITFALLS C9): submitit requeues; the rerun resumes with ckpt_path=auto.
         plugins.append(SLURMEnvironment(auto_requeue=False))
     return plugins
 
@@ -204,13 +208,14 @@ def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
         "logger": loggers or False,
         "default_root_dir": cfg.paths.output_dir,
         "enable_progress_bar": any(isinstance(c, L.pytorch.callbacks.ProgressBar) for c in callbacks),
-        "plugins": _plugins(),
+        "plugins": build_plugins(cfg),
         "benchmark": cudnn_benchmark(cfg),
     }
-    if cfg.trainer.get("profiler") is None:
-        kwargs["profiler"] = NoProfiler()
     if compile_mode(cfg) is not None:
-        # A compiled submodule under inference_mode fails in eval (PITFALLS A4).
+        # A compiled submodule under inference_mode fails in eval: "Inference tensors do not track version
+        # counter" (https://github.com/Lightning-AI/pytorch-lightning/issues/17175).
         kwargs["inference_mode"] = False
     kwargs.update(overrides)
-    return instantiate(cfg.trainer, **kwargs, _convert_="all")
+    trainer = instantiate(cfg.trainer, **kwargs, _convert_="all")
+    use_exact_resume_fit_loop(trainer)  # an epoch-end checkpoint resumes at the next epoch under any limits
+    return trainer

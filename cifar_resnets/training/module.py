@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from cifar_resnets.training.schedules import planned_steps
 from cifar_resnets.training.step_graph import CapturedTrainStep
 
 OptimizerFactory = Callable[[Iterable[Any]], torch.optim.Optimizer]
@@ -116,30 +117,23 @@ class ClassifierModule(L.LightningModule):
         self.autocast_dtype: torch.dtype | None = None
         # Training loss and accuracy, summed on the device. Why not torchmetrics: MeanMetric checks every
         # update for NaN (a host sync per step), and logging a Metric object each step makes Lightning walk
-        # its state (most of a small net's step time on the CPU side). Not registered buffers: EMA would
-        # average and swap them with the weights (PITFALLS B5).
+        # its state (most of a small net's step time on the CPU side). Not registered buffers: Lightning's
+        # WeightAveraging (EMA) averages and swaps every buffer of the module together with the weights.
         # Rows: this epoch, the current logging window; columns: summed batch losses, correct predictions.
         self._train_sums: torch.Tensor | None = None
         self._train_counts = {"epoch_steps": 0, "epoch_images": 0, "window_steps": 0, "window_images": 0}
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Lightning sets _current_fx_name around each of the ~20 hook calls of a training step; through
-        # nn.Module.__setattr__ (which checks for parameters, buffers and submodules) that is ~1.4 µs a
-        # time on the host, against ~0.1 µs for what it amounts to: a plain attribute of a string.
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
-
     def mark_step_begin(self) -> None:
         if self.cudagraph_steps:
-            # Outputs of the previous step's graphs may be overwritten from here on (PITFALLS A8).
+            # Outputs of the previous step's graphs may be overwritten from here on: a new step must be
+            # marked, or torch refuses to replay (https://pytorch.org/docs/stable/torch.compiler_cudagraph_trees.html).
             torch.compiler.cudagraph_mark_step_begin()
 
     def _eval_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of an eval batch; under CUDA graphs a short last batch is zero-padded to the usual
         size and the padded rows dropped (eval-mode BatchNorm treats rows independently), so the split
-        needs one graph, not one per batch shape (PITFALLS A5/A6)."""
+        needs one graph, not one per batch shape: each new shape records another graph and its memory pool
+        (https://pytorch.org/docs/stable/torch.compiler_cudagraph_trees.html, "Dynamic Shape Support")."""
         n = x.shape[0]
         if not self.cudagraph_steps:
             return self(x)
@@ -189,7 +183,8 @@ class ClassifierModule(L.LightningModule):
 
     def train_forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """What the CUDA graph records. Autocast without its weight-cast cache, which graph capture
-        cannot use (PITFALLS A11); it only saves recasting a weight used twice in one step."""
+        cannot use (``torch.cuda.make_graphed_callables`` refuses it); the cache only saves recasting a
+        weight used twice in one step."""
         dtype = self.autocast_dtype
         with torch.autocast(
             x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None, cache_enabled=False
@@ -294,17 +289,17 @@ class ClassifierModule(L.LightningModule):
         optimizer = self.optimizer_factory(parameter_groups(self.net, self.hparams.weight_decay_bn_bias))
         if self.scheduler_factory is None:
             return {"optimizer": optimizer}
-        # From the config, not trainer.estimated_stepping_batches (PITFALLS D3).
+        # From the limits and the data, not trainer.estimated_stepping_batches: reading that here drops the
+        # loader state of a mid-epoch resume (https://github.com/Lightning-AI/pytorch-lightning/issues/20550).
         steps_per_epoch = self.trainer.datamodule.steps_per_epoch
-        max_steps, max_epochs = self.trainer.max_steps, self.trainer.max_epochs
-        total_steps = max_steps if max_steps and max_steps > 0 else steps_per_epoch * max_epochs
+        total_steps = planned_steps(self.trainer.max_steps, self.trainer.max_epochs, steps_per_epoch)
         scheduler = self.scheduler_factory(
             optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
-    # Lightning does not checkpoint RNG states (PITFALLS D1); without them a resumed run's
-    # dropout masks and CPU-side augmentations would differ from an uninterrupted run.
+    # Lightning does not checkpoint RNG states; without them a resumed run's dropout masks and
+    # CPU-side augmentations would differ from an uninterrupted run.
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng_states"] = rng_states()
         # A run resumed mid-epoch reports the same epoch means as an uninterrupted one.

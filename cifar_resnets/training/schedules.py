@@ -2,8 +2,9 @@
 
 Every factory has the same keyword interface so a config can swap one for another:
 ``factory(optimizer, total_steps=..., steps_per_epoch=..., **config)``. ``total_steps`` and
-``steps_per_epoch`` come from the data and trainer config (never from
-``trainer.estimated_stepping_batches``, which breaks mid-epoch resume: PITFALLS D3).
+``steps_per_epoch`` come from the data and trainer config (``planned_steps``), never from
+``trainer.estimated_stepping_batches``: reading it in ``configure_optimizers`` makes Lightning drop the
+loader state a mid-epoch resume needs (https://github.com/Lightning-AI/pytorch-lightning/issues/20550).
 The factories only translate epochs into steps and add warm-up; the schedules themselves are
 torch's.
 """
@@ -25,6 +26,17 @@ from torch.optim.lr_scheduler import (
 )
 
 from cifar_resnets.config.milestones import WARMUP_MODES, ScheduleConfigError, milestone_steps
+
+
+def planned_steps(max_steps: int | None, max_epochs: int | None, steps_per_epoch: int | None) -> int | None:
+    """The optimizer steps a run takes: Lightning stops at whichever of ``max_steps`` and ``max_epochs``
+    comes first (-1 or None: no limit). None when neither limits the run."""
+    limits = []
+    if max_steps is not None and max_steps > 0:
+        limits.append(int(max_steps))
+    if steps_per_epoch and max_epochs is not None and max_epochs > 0:
+        limits.append(int(steps_per_epoch) * int(max_epochs))
+    return min(limits) if limits else None
 
 
 def _with_warmup(
@@ -119,5 +131,5 @@ def onecycle(
 def constant(
     optimizer: Optimizer, *, total_steps: int, steps_per_epoch: int, warmup_steps: int = 0
 ) -> LRScheduler:
-    """The optimizer's lr throughout (seed 002's Keras runs), with optional warm-up."""
+    """The optimizer's lr throughout (the Keras optimizer-and-depth grid), with optional warm-up."""
     return _with_warmup(optimizer, LambdaLR(optimizer, lambda _: 1.0), warmup_steps)

@@ -4,7 +4,8 @@ Why: a CIFAR ResNet-20 step at batch 128 is a few hundred small kernels; launche
 Python the GPU mostly waits for the CPU. ``torch.compile(mode="reduce-overhead")`` graphs the net's
 forward and its backward separately and leaves the loss, autograd's bookkeeping and the guards in
 between to Python on every step. Recording the whole forward-loss-backward turns the step into one
-launch (PyTorch's "whole-network capture"; PITFALLS A9/A10). The net may itself be compiled with
+launch (PyTorch's "whole-network capture",
+https://pytorch.org/docs/stable/notes/cuda.html#whole-network-capture). The net may itself be compiled with
 inductor without CUDA graphs: its kernels are recorded like any others.
 
 What stays outside the graph, eager and therefore exactly as in an eager run: the optimizer step
@@ -62,7 +63,7 @@ class CapturedTrainStep:
         recorder: how a step is recorded; ``record_cuda_graph`` except in tests without a GPU.
 
     Returns from a call the step's outputs; after recording these are the graph's static output
-    tensors, overwritten by the next replay (clone what must outlive the step: PITFALLS A8).
+    tensors, overwritten by the next replay (clone what must outlive the step).
     """
 
     def __init__(

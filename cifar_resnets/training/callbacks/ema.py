@@ -4,20 +4,22 @@ Why this subclass of Lightning's ``WeightAveraging`` exists instead of ``EMAWeig
 
 - ``EMAWeightAveraging`` averages with ``get_ema_avg_fn``: one Python iteration and new tensors per
   parameter per step; and ``AveragedModel.update_parameters`` reads ``n_averaged`` (a device tensor) in
-  two ``if``s, which synchronises host and GPU on every update (PITFALLS B6). On a launch-bound CIFAR net
+  two ``if``s, which synchronises host and GPU on every update. On a launch-bound CIFAR net
   that costs a large share of the step. Here one ``torch._foreach_lerp_`` updates every floating tensor,
   integer buffers are copied with one ``torch._foreach_copy_``, and the update count is also kept on the
   host, so an update never waits for the GPU.
 - ``update_every_n_steps=N`` updates with ``decay**N``, which keeps the averaging horizon of a per-step
   EMA with ``decay`` (Lightning's callback keeps ``decay`` and so averages N times longer).
-- Validation before the first update would swap in the untrained initial weights (Lightning#21724,
-  PITFALLS B2): the swaps here happen only once the average holds something, and always in pairs.
+- Validation before the first update would swap in the untrained initial weights
+  (https://github.com/Lightning-AI/pytorch-lightning/issues/21724): the swaps here happen only once the
+  average holds something, and always in pairs.
 
 What stays Lightning's: the ``AveragedModel`` copy, swapping for validation, copying the average into
 the model when training ends, and the checkpoint layout (``state_dict`` = averaged weights,
 ``current_model_state`` = raw weights, ``averaging_state`` = ``n_averaged``), so checkpoints and resume
-behave exactly as with ``EMAWeightAveraging`` (PITFALLS B3). Updates are in place (``copy_``/``lerp_``),
-so parameter addresses never change and CUDA graphs stay valid (PITFALLS A12).
+behave exactly as with ``EMAWeightAveraging``: resuming restores the raw weights from
+``current_model_state``, so a run must resume with the same callbacks. Updates are in place
+(``copy_``/``lerp_``), so parameter addresses never change and recorded CUDA graphs stay valid.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ class FastEMA(WeightAveraging):
     """EMA of parameters and buffers, updated every ``update_every_n_steps`` optimizer steps.
 
     Args:
-        decay: per-step decay (seed 001: 0.999); an update after N steps uses ``decay**N``.
+        decay: per-step decay (the CBAM attention-ResNet recipe: 0.999); an update after N steps uses
+            ``decay**N``.
         update_every_n_steps: optimizer steps between updates (1 = every step, as Lightning's callback).
         update_starting_at_step: first zero-based step that updates (None = step 0); the first update
             copies the weights, later ones average.
@@ -135,7 +138,7 @@ class FastEMA(WeightAveraging):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Updates are per step only."""
 
-    # ----- validation and the end of training: only once the average holds something (B2) -----
+    # ----- validation and the end of training: only once the average holds something -----
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._average_model is not None and self._host_n_averaged > 0:
             self._swap_models(pl_module)

@@ -1,0 +1,168 @@
+"""One run per folder: an exclusive lock on the run folder while a run writes into it.
+
+Two runs in one folder (the same ``hydra.run.dir`` twice, a second ``ckpt_path=auto`` while the first
+still trains) would overwrite each other's checkpoints, ``config.yaml`` and ``metrics.json``. A run
+takes an exclusive ``fcntl.flock`` on ``<run folder>/.run.lock`` and holds it while it runs; the file
+records the holder's pid, host and start time, so a refused run can say who has the folder. The
+kernel releases a flock when its process dies, however it dies: a lock left by a killed run is free,
+and the next run into the folder (``ckpt_path=auto`` after a crash) takes it over with a warning. A pid
+file checked with ``kill -0`` could not tell a dead holder from a recycled pid, nor see one on another
+host. On network file systems without shared locks (some NFS mounts) the lock protects runs on one
+host only.
+
+``cifar-train`` takes the lock in a Hydra callback, before Hydra writes ``.hydra/`` and the log file
+into the folder; ``train()`` takes it too (in-process runs, sweep jobs) and re-enters a lock this
+process already holds. Only the first process of a distributed run locks: the other ranks run the same
+command into the same folder.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from cifar_resnets.errors import UserError
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = ".run.lock"
+# Environment variables through which launchers (Lightning, torchrun, SLURM, jsrun) give a process its
+# rank; a process with a non-zero one is not the run's first.
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+
+
+class RunFolderBusy(UserError):
+    """Another live process is running in this run folder."""
+
+
+# Folders this process holds: path -> [lock file descriptor, nesting depth].
+_held: dict[Path, list[int]] = {}
+
+
+def _first_process() -> bool:
+    return all(os.environ.get(key, "0") == "0" for key in RANK_VARIABLES)
+
+
+def _read_holder(fd: int) -> dict[str, Any] | None:
+    text = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+    if not text:
+        return None
+    try:
+        holder = json.loads(text)
+    except json.JSONDecodeError:
+        return {"text": text}
+    return holder if isinstance(holder, dict) else {"text": text}
+
+
+def _describe(holder: dict[str, Any] | None) -> str:
+    if holder is None:
+        return "a process that left no record"
+    if "pid" not in holder:
+        return repr(holder.get("text"))
+    return f"pid {holder['pid']} on {holder.get('host', '?')}, started {holder.get('started', '?')}"
+
+
+def acquire(folder: str | Path) -> None:
+    """Lock ``folder`` (created if missing) for this process, or raise ``RunFolderBusy``."""
+    if not _first_process():
+        return
+    folder = Path(folder).absolute()
+    if folder in _held:
+        _held[folder][1] += 1
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _read_holder(fd)
+        os.close(fd)
+        raise RunFolderBusy(
+            f"run folder {folder} is in use by another run ({_describe(holder)}); wait for it to end, "
+            "or give this run its own folder (hydra.run.dir=...)"
+        ) from None
+    previous = _read_holder(fd)
+    if previous is not None:
+        log.warning(
+            "run folder %s: taking over the lock of %s, which is no longer running (killed?)",
+            folder,
+            _describe(previous),
+        )
+    record = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "command": " ".join(sys.argv),
+    }
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+    _held[folder] = [fd, 1]
+
+
+def release(folder: str | Path) -> None:
+    """Undo one ``acquire``; the last one empties the record (a clean end, no takeover warning) and
+    unlocks."""
+    folder = Path(folder).absolute()
+    held = _held.get(folder)
+    if held is None:
+        return
+    held[1] -= 1
+    if held[1] > 0:
+        return
+    fd = held[0]
+    del _held[folder]
+    try:
+        os.ftruncate(fd, 0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+@atexit.register
+def _release_all() -> None:
+    # A run that ends by SystemExit (SIGTERM, a sweep stopping) leaves no record: only a process that
+    # could not run this (SIGKILL, a crash of the interpreter) is taken over with a warning.
+    for folder in list(_held):
+        _held[folder][1] = 1
+        release(folder)
+
+
+@contextlib.contextmanager
+def run_folder_lock(folder: str | Path) -> Iterator[None]:
+    """Hold the lock on ``folder`` for the block (see ``acquire``)."""
+    acquire(folder)
+    try:
+        yield
+    finally:
+        release(folder)
+
+
+class RunFolderLockCallback(Callback):
+    """Locks a single run's folder before Hydra writes into it; refuses a busy one in one line."""
+
+    @staticmethod
+    def _folder(config: DictConfig) -> str:
+        return os.path.abspath(str(config.hydra.run.dir))  # what Hydra's run_job makes the output folder
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            acquire(self._folder(config))
+        except RunFolderBusy as err:
+            print(f"cifar-train: error: {err}", file=sys.stderr)
+            sys.exit(err.exit_code)
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        release(self._folder(config))
