@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -173,3 +175,16 @@ def test_resnet20_learns_real_cifar10_on_cpu(real_cifar10: Path, tmp_path: Path)
 def test_trainer_profiler_is_lightnings_by_name(tmp_path: Path, name: str, profiler: type) -> None:
     trainer = build_trainer(compose_train(["trainer=cpu", f"trainer.profiler={name}"], output_dir=tmp_path))
     assert type(trainer.profiler) is profiler
+
+
+def test_a_training_run_imports_neither_reproduce_nor_bench() -> None:
+    """train() and cifar-train's Hydra callbacks load the training package only."""
+    code = (
+        "import sys\n"
+        "import cifar_resnets.cli.train, cifar_resnets.training.train, cifar_resnets.training.run_lock\n"
+        "other = ('cifar_resnets.reproduce', 'cifar_resnets.bench')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(other)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
