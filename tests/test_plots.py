@@ -14,7 +14,9 @@ from cifar_resnets.reporting.plots import (
     read_scalars,
     write_training_history,
 )
-from cifar_resnets.reproduce.tables import RowResult, RowSpec, TableSpec, to_csv, to_markdown
+from cifar_resnets.reproduce.report import to_csv, to_markdown
+from cifar_resnets.reproduce.results import RowResult
+from cifar_resnets.reproduce.spec import RowSpec, TableSpec
 from cifar_resnets.training.hparams import run_hparams
 
 

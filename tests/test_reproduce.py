@@ -10,7 +10,7 @@ import pytest
 from train_helpers import run_cli
 
 from cifar_resnets.cli.reproduce import main
-from cifar_resnets.reproduce.tables import load_table, table_names
+from cifar_resnets.reproduce.spec import load_table, load_table_arg, table_names
 
 TABLES = table_names()
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -166,7 +166,8 @@ def test_parallel_rows_start_longest_first(tmp_path: Path, monkeypatch) -> None:
     """With --parallel N the longest rows start first, so none runs alone at the end; one at a time keeps
     the table's order."""
     from cifar_resnets.cli import reproduce as cli
-    from cifar_resnets.reproduce import runner as reproduce
+    from cifar_resnets.reproduce import runner
+    from cifar_resnets.reproduce.plan import longest_first, plan
 
     started: list[str] = []
 
@@ -174,17 +175,17 @@ def test_parallel_rows_start_longest_first(tmp_path: Path, monkeypatch) -> None:
         started.append(jobs[0].row.name)
         return 0, ""
 
-    monkeypatch.setattr(reproduce, "run_group_subprocess", fake_run)
-    table = reproduce.load_table_arg("he2016_table6")
-    jobs = reproduce.plan(table, tmp_path, 1)
-    order = [g[0].row.name for g in reproduce.longest_first(table, [[j] for j in jobs])]
+    monkeypatch.setattr(runner, "run_group_subprocess", fake_run)
+    table = load_table_arg("he2016_table6")
+    jobs = plan(table, tmp_path, 1)
+    order = [g[0].row.name for g in longest_first(table, [[j] for j in jobs])]
     assert order[0] == "resnet110" and order[1:3] == ["resnet56", "plain56"]
     assert order[-2:] == ["resnet20", "plain20"] and sorted(order) == sorted(r.name for r in table.rows)
 
     args = cli.parse_args(["he2016_table6", "--parallel", "2", "--out", str(tmp_path)])
-    reproduce.run_jobs(table, jobs, tmp_path, args)  # the fake trains nothing: every job is recorded failed
+    runner.run_jobs(table, jobs, tmp_path, args)  # the fake trains nothing: every job is recorded failed
     assert "resnet110" in started[:2] and sorted(started) == sorted(order)
     started.clear()
     one_at_a_time = cli.parse_args(["he2016_table6", "--out", str(tmp_path)])
-    reproduce.run_jobs(table, reproduce.plan(table, tmp_path, 1), tmp_path, one_at_a_time)
+    runner.run_jobs(table, plan(table, tmp_path, 1), tmp_path, one_at_a_time)
     assert started == [r.name for r in table.rows]

@@ -1,4 +1,16 @@
-"""``cifar-reproduce``: rerun a published results table and write it beside the published numbers."""
+"""``cifar-reproduce``: rerun a published results table and write it beside the published numbers.
+
+Examples::
+
+    cifar-reproduce --list                                  # tables, row counts, rough GPU cost
+    cifar-reproduce he2016_table6                           # every row, 1 seed, one job after another
+    cifar-reproduce plain_vs_residual --seeds 3 hydra/launcher=joblib hydra.launcher.n_jobs=3
+    cifar-reproduce attention_resnet --smoke                # tiny CPU run of the whole pipeline
+    cifar-reproduce my_table.yaml                           # a table file of one's own
+
+Writes ``<out>/<table>.md``, ``results.csv`` (one line per row), ``runs.csv`` (one per job),
+``jobs.json`` (state and failure reason per job) and PNG plots (``cifar_resnets.reproduce.report``).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +19,9 @@ import sys
 from pathlib import Path
 
 from cifar_resnets.cli.common import user_errors
-from cifar_resnets.reproduce.runner import ReproduceError, list_tables, reproduce
-from cifar_resnets.reproduce.tables import table_names
+from cifar_resnets.reproduce.plan import list_tables
+from cifar_resnets.reproduce.runner import ReproduceError, reproduce
+from cifar_resnets.reproduce.spec import table_names
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

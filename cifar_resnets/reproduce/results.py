@@ -1,0 +1,133 @@
+"""Gathering a table's finished jobs: the state of each job and each row's mean and spread over seeds."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cifar_resnets.reproduce.spec import RowSpec, TableSpec, job_name
+
+FAILED_STATUSES = ("failed", "diverged", "error")
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def job_state(job_dir: Path, metric: str) -> tuple[str, str]:
+    """``(status, reason)`` of one job folder: ``done``, ``failed`` or ``missing``.
+
+    A job is done only when its ``metrics.json`` holds the table's metric and no failure status;
+    a ``metrics.json`` that records a failure (divergence, an error) counts as failed.
+    """
+    metrics = read_json(job_dir / "metrics.json")
+    if metrics is None:
+        return "missing", ""
+    status = str(metrics.get("status", "ok"))
+    if status in FAILED_STATUSES:
+        reason = metrics.get("error") or metrics.get("message") or metrics.get("reason") or status
+        return "failed", f"{status}: {reason}" if status not in str(reason) else str(reason)
+    if metric not in metrics:
+        return "failed", f"metrics.json has no {metric!r}"
+    return "done", ""
+
+
+@dataclass
+class RowResult:
+    row: RowSpec
+    values: list[float]  # the metric per finished seed, in display units (percent)
+    seeds_total: int
+    epochs: float | None
+    steps: float | None
+    wall_seconds: float | None
+    images_per_second: float | None
+    failures: list[str]
+    run_dirs: list[Path]
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.values) if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        if not self.values:
+            return None
+        return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
+
+    @property
+    def difference(self) -> float | None:
+        if self.mean is None or self.row.published is None:
+            return None
+        return self.mean - self.row.published
+
+    @property
+    def status(self) -> str:
+        done = len(self.values)
+        if self.failures:
+            reason = self.failures[0]
+            return (
+                f"failed: {reason}"
+                if not done
+                else f"{self.seeds_total - done}/{self.seeds_total} failed: {reason}"
+            )
+        if done < self.seeds_total:
+            return f"missing ({done}/{self.seeds_total} seeds done)"
+        return "ok"
+
+
+def display_value(value: float, display: str) -> float:
+    """A metric in [0, 1] as the table shows it (percent accuracy or percent error)."""
+    return 100.0 * (1.0 - value) if display == "error" else 100.0 * value
+
+
+def _mean(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    return statistics.fmean(values) if values else None
+
+
+def gather(table: TableSpec, table_dir: Path, seeds: int | None = None) -> list[RowResult]:
+    """One ``RowResult`` per row from ``table_dir/runs`` (and failure reasons from ``jobs.json``)."""
+    seeds = seeds or table.seeds
+    recorded = read_json(table_dir / "jobs.json") or {}
+    results = []
+    for row in table.rows:
+        values, failures, dirs = [], [], []
+        epochs, steps, wall, ips = [], [], [], []
+        for seed in range(seeds):
+            name = job_name(row.name, seed)
+            job_dir = table_dir / "runs" / name
+            state, reason = job_state(job_dir, table.metric)
+            if state == "done":
+                metrics = read_json(job_dir / "metrics.json") or {}
+                values.append(display_value(float(metrics[table.metric]), table.display))
+                epochs.append(metrics.get("epochs"))
+                steps.append(metrics.get("steps"))
+                wall.append(metrics.get("fit_seconds"))
+                ips.append(metrics.get("train_images_per_second"))
+                dirs.append(job_dir)
+                continue
+            record = recorded.get(name, {})
+            if state == "failed" or record.get("status") == "failed":
+                failures.append(reason or record.get("reason") or "unknown error")
+        results.append(
+            RowResult(
+                row=row,
+                values=values,
+                seeds_total=seeds,
+                epochs=_mean(epochs),
+                steps=_mean(steps),
+                wall_seconds=_mean(wall),
+                images_per_second=_mean(ips),
+                failures=failures,
+                run_dirs=dirs,
+            )
+        )
+    return results
