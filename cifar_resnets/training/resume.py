@@ -48,7 +48,7 @@ def resume_command(run_dir: Path, checkpoint: Path) -> str:
     return " ".join(["cifar-train", *(shlex.quote(a) for a in args)])
 
 
-def _unusable(problem: str, path: Path, folder: RunFolder) -> CheckpointError:
+def _unusable(problem: str, kind: str, path: Path, folder: RunFolder) -> CheckpointError:
     newest = _newest_readable(path.parent, besides=path)
     if newest is None:
         hint = f"no other readable checkpoint is in {path.parent}; ckpt_path=null starts the run over"
@@ -58,7 +58,7 @@ def _unusable(problem: str, path: Path, folder: RunFolder) -> CheckpointError:
             f"the newest readable checkpoint beside it is {other} (step {step}, epoch {epoch}); "
             f"resume from it with: {resume_command(folder.path.absolute(), other.absolute())}"
         )
-    return CheckpointError(f"{problem}; {hint}")
+    return CheckpointError(f"{problem}; {hint}", kind)
 
 
 def resume_checkpoint(ckpt_path: str | None, folder: RunFolder) -> str | None:
@@ -71,7 +71,7 @@ def resume_checkpoint(ckpt_path: str | None, folder: RunFolder) -> str | None:
         if not path.is_file():
             if path.parent.is_dir() and any(path.parent.glob("*.ckpt")):
                 # Killed between an epoch file and last.ckpt: starting over would overwrite that epoch.
-                raise _unusable(f"ckpt_path=auto: {path} does not exist", path, folder)
+                raise _unusable(f"ckpt_path=auto: {path} does not exist", "missing", path, folder)
             log.info("ckpt_path=auto: no %s yet, starting from scratch", path)
             return None
     else:
@@ -83,6 +83,6 @@ def resume_checkpoint(ckpt_path: str | None, folder: RunFolder) -> str | None:
     try:
         read_checkpoint(path)
     except CheckpointError as err:
-        raise _unusable(str(err), path, folder) from None
+        raise _unusable(str(err), err.kind, path, folder) from None
     log.info("resuming from %s", path)
     return str(path)
