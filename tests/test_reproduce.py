@@ -189,3 +189,18 @@ def test_parallel_rows_start_longest_first(tmp_path: Path, monkeypatch) -> None:
     one_at_a_time = cli.parse_args(["he2016_table6", "--out", str(tmp_path)])
     runner.run_jobs(table, plan(table, tmp_path, 1), tmp_path, one_at_a_time)
     assert started == [r.name for r in table.rows]
+
+
+def test_rows_runs_only_the_named_rows_and_the_report_keeps_the_others(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "grid"
+    args = ["plain_vs_residual", "--rows", "resnet20", "--smoke", "--in-process", "--out", str(out)]
+    assert main(args) == 0
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["resnet20_seed0"]
+    rows = table_rows((out / "plain_vs_residual.md").read_text())
+    assert rows["resnet20"][-1] == "ok" and rows["plain56"][-1] == "not yet run"
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main(["plain_vs_residual", "--rows", "resnet21", "--out", str(tmp_path / "x")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no row resnet21; its rows are plain20, resnet20" in err

@@ -37,6 +37,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--smoke", action="store_true", help="tiny CPU version of every row (synthetic data)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per row (default: the table's)")
+    parser.add_argument(
+        "--rows", default=None, help="run only these rows (comma-separated names); the report keeps every row"
+    )
     parser.add_argument("--out", type=Path, default=None, help="output folder (default outputs/tables/TABLE)")
     parser.add_argument("--data-root", default=None, help="folder holding the datasets (paths.data_dir)")
     parser.add_argument("--parallel", type=int, default=1, help="rows run at the same time (default 1)")
@@ -47,6 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--report-only", action="store_true", help="only rewrite the table from finished jobs"
     )
     args = parser.parse_intermixed_args(argv)
+    args.rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
     bad = [o for o in args.overrides if "=" not in o]
     if bad:
         raise ReproduceError(f"overrides must look like key=value, got {bad}")

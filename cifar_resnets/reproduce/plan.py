@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,10 +115,11 @@ def row_gpu_hours(table: TableSpec, row: RowSpec, seeds: int) -> float | None:
     return images / row.images_per_second * seeds / 3600
 
 
-def plan(table: TableSpec, table_dir: Path, seeds: int) -> list[Job]:
-    """Every job of the table with what to do: skip (done), resume (checkpoint, no metrics), fresh."""
+def plan(table: TableSpec, table_dir: Path, seeds: int, rows: Sequence[str] | None = None) -> list[Job]:
+    """Every job of the table (or of ``rows``) with what to do: skip (done), resume (checkpoint, no
+    metrics), fresh."""
     jobs = []
-    for row in table.rows:
+    for row in table.select(rows):
         for seed in range(seeds):
             job_dir = table_dir / "runs" / job_name(row.name, seed)
             state, _ = job_state(job_dir, table.metric)

@@ -78,6 +78,8 @@ class RowResult:
                 if not done
                 else f"{self.seeds_total - done}/{self.seeds_total} failed: {reason}"
             )
+        if done == 0:
+            return "not yet run"
         if done < self.seeds_total:
             return f"missing ({done}/{self.seeds_total} seeds done)"
         return "ok"

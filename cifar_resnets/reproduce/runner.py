@@ -224,12 +224,12 @@ def reproduce(args: argparse.Namespace) -> int:
     if args.report_only:
         jobs = [
             Job(row, s, table_dir / "runs" / job_name(row.name, s), "skip")
-            for row in table.rows
+            for row in table.select(args.rows)
             for s in range(seeds)
         ]
         record = read_json(table_dir / "jobs.json") or {}
     else:
-        jobs = plan(table, table_dir, seeds)
+        jobs = plan(table, table_dir, seeds, args.rows)
         record = run_jobs(table, jobs, table_dir, args)
     markdown = report(table, table_dir, seeds, jobs, record)
     print(markdown.read_text())

@@ -8,6 +8,7 @@ folder name (``job_name``), so a rerun finds its earlier work.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,16 @@ class TableSpec:
 
     def row(self, name: str) -> RowSpec:
         return next(r for r in self.rows if r.name == name)
+
+    def select(self, names: Sequence[str] | None) -> tuple[RowSpec, ...]:
+        """The rows called ``names`` in table order (all rows for None); an unknown name is refused."""
+        if not names:
+            return self.rows
+        unknown = [n for n in names if n not in {r.name for r in self.rows}]
+        if unknown:
+            valid = ", ".join(r.name for r in self.rows)
+            raise TableError(f"{self.name} has no row {', '.join(unknown)}; its rows are {valid}")
+        return tuple(r for r in self.rows if r.name in names)
 
     @property
     def unit(self) -> str:
