@@ -126,7 +126,9 @@ def test_hydra_full_error_keeps_hydras_own_report(tmp_path: Path, monkeypatch) -
     assert os.environ["HYDRA_FULL_ERROR"] == "1"
 
 
-def test_hydra_full_error_is_not_left_behind(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_hydra_full_error_is_not_left_behind(
+    synthetic_cifar10: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
     """``main`` sets HYDRA_FULL_ERROR only while Hydra composes and checks the config: the run itself
     (and any process it starts, such as DDP ranks) sees the user's environment."""
     seen = []
@@ -138,7 +140,7 @@ def test_hydra_full_error_is_not_left_behind(tmp_path: Path, monkeypatch, capsys
     monkeypatch.setattr("cifar_resnets.training.train.train", record_the_environment)
     run_main(["model=doesnotexist"], monkeypatch, capsys)
     assert "HYDRA_FULL_ERROR" not in os.environ
-    args = [*tiny_overrides(tmp_path / "no-data"), f"hydra.run.dir={tmp_path / 'run'}"]
+    args = [*tiny_overrides(synthetic_cifar10), f"hydra.run.dir={tmp_path / 'run'}"]
     from cifar_resnets.cli.train import main
 
     GlobalHydra.instance().clear()

@@ -128,6 +128,7 @@ def test_missing_data_root_says_where_and_how(tmp_path: Path) -> None:
     assert len(lines) == 1, proc.stderr
     assert str(missing) in lines[0] and "data.download=true" in lines[0]
     assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()  # refused before Hydra made the run folder
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 from cifar_resnets.config.milestones import UNITS, WARMUP_MODES, ScheduleConfigError, milestone_steps
 from cifar_resnets.config.rules import Choice, Either, Flag, ListOf, Number, Rule, Text, show
 from cifar_resnets.data.augment_spec import AUGMENT_RANGES, AugmentConfigError, AugmentSpec
-from cifar_resnets.data.cifar_files import CIFAR_SPECS, IMAGE_BYTES, IMAGE_SHAPE
+from cifar_resnets.data.cifar_files import CIFAR_SPECS, IMAGE_BYTES, IMAGE_SHAPE, missing_cifar
 from cifar_resnets.errors import ConfigError
 
 # Training-set sizes of the datasets whose size is known without reading them.
@@ -415,6 +415,19 @@ def check_config(cfg: DictConfig) -> None:
     _check_resume(cfg)
 
 
+def check_data_files(cfg: DictConfig) -> None:
+    """Refuse a run whose CIFAR files are not where ``data.root`` points (and will not be downloaded).
+
+    Apart from ``check_config``, which judges values only: composing a config (tests, ``cifar-bench``)
+    must not need the dataset on disk, but a run must know it is there before it makes its folder.
+    """
+    name, root = str(_get(cfg, "data.name")), _get(cfg, "data.root")
+    if name in CIFAR_SPECS and root is not None and not _get(cfg, "data.download", False):
+        problem = missing_cifar(str(root), name)
+        if problem is not None:
+            raise ConfigError(problem)
+
+
 class CheckConfigCallback(Callback):
     """Runs ``check_config`` before Hydra creates any folder (single runs and sweeps alike)."""
 
@@ -432,6 +445,8 @@ class CheckConfigCallback(Callback):
                 sys.exit(2)
         try:
             _check_output(config, output_key)
+            if not {"data", "data.root", "data.name", "data.download", "paths.data_dir"} & set(swept):
+                check_data_files(config)
         except ConfigError as err:
             print(f"cifar-train: error: {err}", file=sys.stderr)
             sys.exit(2)

@@ -273,6 +273,25 @@ def _spec(name: str) -> CIFARSpec:
     return CIFAR_SPECS[name]
 
 
+def missing_cifar(root: str | Path, name: str) -> str | None:
+    """Why the files of dataset ``name`` are not all under ``root`` (one line that says what to do), or
+    None when they are. Only looks at file names: the config checks call it before any work."""
+    spec = _spec(name)
+    folder = Path(root).expanduser() / spec.folder
+    missing = [f for f in spec.all_files if not (folder / f).is_file()]
+    if not missing:
+        return None
+    if not folder.is_dir():
+        return (
+            f"{spec.title} not found: {folder.resolve()} does not exist; set data.root=<folder holding "
+            f"{spec.folder}> or data.download=true"
+        )
+    return (
+        f"{spec.title} in {folder.resolve()} is incomplete (missing {', '.join(missing)}); "
+        f"{_fix_hint(folder / missing[0])}"
+    )
+
+
 def ensure_cifar(root: str | Path, name: str, download: bool = False) -> Path:
     """Return the dataset folder under `root`, downloading it first when missing and `download` is set.
 
@@ -281,25 +300,16 @@ def ensure_cifar(root: str | Path, name: str, download: bool = False) -> Path:
     """
     spec = _spec(name)
     root = Path(root).expanduser()
-    folder = root / spec.folder
-    missing = [f for f in spec.all_files if not (folder / f).is_file()]
-    if not missing:
-        return folder
+    problem = missing_cifar(root, name)
+    if problem is None:
+        return root / spec.folder
     if download:
         # torchvision's downloader checks the official MD5 of the archive before extracting it.
         from torchvision.datasets.utils import download_and_extract_archive
 
         download_and_extract_archive(spec.url, download_root=str(root), md5=spec.md5)
-        return folder
-    if not folder.is_dir():
-        raise CIFARNotFoundError(
-            f"{spec.title} not found: {folder.resolve()} does not exist; set data.root=<folder holding "
-            f"{spec.folder}> or data.download=true"
-        )
-    raise CIFARNotFoundError(
-        f"{spec.title} in {folder.resolve()} is incomplete (missing {', '.join(missing)}); "
-        f"{_fix_hint(folder / missing[0])}"
-    )
+        return root / spec.folder
+    raise CIFARNotFoundError(problem)
 
 
 def load_cifar(root: str | Path, name: str = "cifar10", download: bool = False) -> CIFARArrays:

@@ -13,7 +13,7 @@ import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
-from cifar_resnets.config.checks import check_config
+from cifar_resnets.config.checks import check_config, check_data_files
 from cifar_resnets.config.compose import run_config
 from cifar_resnets.errors import ConfigError
 from cifar_resnets.training.build import build_datamodule, build_module, build_trainer
@@ -31,6 +31,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     folder = RunFolder(cfg.paths.output_dir)
     try:
         check_config(cfg)
+        check_data_files(cfg)
     except ConfigError as err:
         if folder.path.is_dir():  # a sweep job's folder (Hydra made it): record why the job failed
             with run_folder_lock(folder.path):
