@@ -1,28 +1,36 @@
 """The Streamlit app with Streamlit's AppTest (page logic in-process), plus its image and run readers.
 
-One small checkpoint is trained per module on the easy synthetic CIFAR-10 (each class a distinct
-colour and pattern), so an image of a class prototype has a known answer. Every kind of bad input
-must end as one message in the page with the app still running: files that are not images,
-truncated images, decompression bombs, checkpoints of unknown models, corrupt checkpoints and
-checkpoints carrying pickled code (which must not run).
+One small checkpoint is trained per test session on the easy synthetic CIFAR-10 (each class a
+distinct colour and pattern), so an image of a class prototype has a known answer; this module and
+test_app_browser.py copy it into outputs folders of their own. Every kind of bad input must end as one
+message in the page with the app still running: files that are not images, truncated images,
+decompression bombs, checkpoints of unknown models, corrupt checkpoints and checkpoints carrying
+pickled code (which must not run). Whether work is redone is read from the app's counters, never
+from timings.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import streamlit as st
 import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 from train_helpers import REPO, tiny_overrides
 
+from cifar_resnets.app import classify_page
+from cifar_resnets.app.charts import curve_chart
 from cifar_resnets.cli.app import parse_args, streamlit_args
 from cifar_resnets.config.compose import compose_train
 from cifar_resnets.data.images import ImageDecodeError, decode_image
@@ -53,6 +61,50 @@ def train_app_checkpoint(data_root: Path, outputs: Path) -> Path:
     run_dir = outputs / "runs" / "2026-01-02" / RUN_NAME
     train(compose_train(tiny_overrides(data_root, **APP_TRAIN), output_dir=run_dir))
     return run_dir
+
+
+_TRAINED: dict[Path, Path] = {}
+
+
+def trained_app_run(data_root: Path, tmp_path_factory) -> Path:
+    """The one app run of this test session, trained on first use (pytest would give a session fixture
+    imported into test_app_browser.py a second instance, so the memo is kept here)."""
+    if data_root not in _TRAINED:
+        _TRAINED[data_root] = train_app_checkpoint(data_root, tmp_path_factory.mktemp("trained_app"))
+    return _TRAINED[data_root]
+
+
+def copy_run(run_dir: Path, outputs: Path, date: str = "2026-01-02", name: str = RUN_NAME) -> Path:
+    """A copy of a run folder at ``outputs/runs/<date>/<name>`` (file times kept); returns it."""
+    target = outputs / "runs" / date / name
+    shutil.copytree(run_dir, target)
+    return target
+
+
+def add_broken_newer_run(outputs: Path, good_run: Path) -> Path:
+    """A newer run whose last.ckpt is cut short; returns that checkpoint (newer than every other)."""
+    broken = copy_run(good_run, outputs, "2026-01-05", "09-00-00_resnet8_broken")
+    for other in (broken / "checkpoints").glob("*.ckpt"):
+        if other.name != "last.ckpt":
+            other.unlink()
+    checkpoint = broken / "checkpoints" / "last.ckpt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:5000])
+    newest = max(p.stat().st_mtime for p in outputs.rglob("*.ckpt"))
+    os.utime(checkpoint, (newest + 60, newest + 60))
+    return checkpoint
+
+
+def decoder_says(data: bytes, name: str) -> str:
+    with pytest.raises(ImageDecodeError) as err:
+        decode_image(data, name)
+    return str(err.value)
+
+
+def refusal(path: Path) -> str:
+    """What cifar-eval and cifar-predict say about a checkpoint: the app must show the same line."""
+    with pytest.raises(CheckpointError) as err:
+        load_model(path)
+    return str(err.value)
 
 
 def png_bytes(image: Image.Image, fmt: str = "PNG", **save_args) -> bytes:
@@ -108,7 +160,7 @@ class _Touch:
 @pytest.fixture(scope="module")
 def app_outputs(synthetic_cifar10: Path, tmp_path_factory) -> Path:
     outputs = tmp_path_factory.mktemp("app_outputs")
-    train_app_checkpoint(synthetic_cifar10, outputs)
+    copy_run(trained_app_run(synthetic_cifar10, tmp_path_factory), outputs)
     return outputs
 
 
@@ -138,6 +190,11 @@ def bad_checkpoints(checkpoint: Path, tmp_path_factory) -> dict[str, Path]:
     (folder / "not_a_checkpoint.ckpt").write_bytes(b"hello, this is text")
 
     torch.save({"state_dict": {}, "payload": _Touch(folder / "marker")}, folder / "pickled_code.ckpt")
+    (folder / "random.ckpt").write_bytes(np.random.default_rng(0).bytes(500))
+    (folder / "config.ckpt").write_text("model:\n  name: resnet20\n")
+    weights = {k.removeprefix("net."): v for k, v in good["state_dict"].items()}
+    torch.save(weights, folder / "weights.pt")
+    (folder / "a_run_folder").mkdir()
     # the payload is live: an unrestricted load runs it (on a copy aimed at another marker)
     live = folder / "live.ckpt"
     torch.save({"payload": _Touch(folder / "live_marker")}, live)
@@ -149,6 +206,10 @@ def bad_checkpoints(checkpoint: Path, tmp_path_factory) -> dict[str, Path]:
         "not_ckpt": folder / "not_a_checkpoint.ckpt",
         "code": folder / "pickled_code.ckpt",
         "missing": folder / "missing.ckpt",
+        "random": folder / "random.ckpt",
+        "yaml": folder / "config.ckpt",
+        "foreign": folder / "weights.pt",
+        "folder": folder / "a_run_folder",
         "marker": folder / "marker",
     }
 
@@ -187,8 +248,26 @@ def test_models_page_lists_and_loads_the_checkpoint(app: AppTest, checkpoint: Pa
     table = app.dataframe[0].value
     assert checkpoint.name in {Path(p).name for p in table["path"]}
     assert set(table["model"]) == {"resnet20"} and set(table["data"]) == {"cifar10"}
-    assert 0.0 <= float(table["test acc"][0]) <= 1.0 and table["date"][0]
+    assert table["test acc"][0].endswith("%") and 0.0 <= float(table["test acc"][0][:-1]) <= 100.0
     assert "Loaded 1 checkpoint" in markdown_text(app)
+
+
+def test_newest_checkpoint_that_loads_is_preselected_and_broken_ones_are_listed_apart(
+    app_outputs: Path, checkpoint: Path, monkeypatch, tmp_path: Path
+) -> None:
+    outputs = tmp_path / "outputs"
+    good = copy_run(checkpoint.parents[1], outputs)
+    broken = add_broken_newer_run(outputs, good)
+    monkeypatch.setenv("CIFAR_APP_OUTPUTS", str(outputs))
+    at = AppTest.from_file(str(APP), default_timeout=180).run()
+    assert not at.exception
+    picker = at.multiselect(key="checkpoints")
+    assert picker.value == [str(checkpoint.relative_to(checkpoint.parents[4]))]
+    assert picker.options and not any("broken" in option for option in picker.options)
+    text = markdown_text(at)
+    assert "Loaded 1 checkpoint" in text and f"1 checkpoint under `{outputs}` cannot be used" in text
+    assert errors(at) == [refusal(broken.resolve())]
+    assert not any("Pick at least one checkpoint" in i.value for i in at.info)
 
 
 def test_upload_predicts_the_known_class(app: AppTest, known_class: int) -> None:
@@ -200,7 +279,7 @@ def test_upload_predicts_the_known_class(app: AppTest, known_class: int) -> None
     assert any(c.value.startswith(f"top-5: {name} ") and c.value.count("%") == 5 for c in app.caption)
     # the uploaded image, then the image as the net sees it: 32x32, shown enlarged
     captions = [img.caption for element in app.get("image") for img in element.proto.imgs]
-    assert captions == ["uploaded, 64x64", "as the net sees it (32x32)"]
+    assert captions == ["uploaded PNG, 64x64", "as the net sees it (32x32)"]
 
 
 def test_several_images_of_every_supported_kind(app: AppTest, known_class: int) -> None:
@@ -280,26 +359,33 @@ def test_no_ensemble_across_different_classes(app: AppTest, checkpoint: Path, tm
 
 
 @pytest.mark.parametrize(
-    "kind,message",
-    [
-        ("unknown", "cannot rebuild its model 'no_such_net'"),
-        ("corrupt", "not a readable checkpoint"),
-        ("not_ckpt", "not a readable checkpoint"),
-        ("code", "refused, nothing in it was run"),
-        ("missing", "does not exist"),
-    ],
+    "kind", ["unknown", "corrupt", "not_ckpt", "code", "missing", "random", "yaml", "foreign", "folder"]
 )
-def test_bad_checkpoint_gives_one_message_and_runs_no_code(
-    app: AppTest, bad_checkpoints: dict[str, Path], known_class: int, kind: str, message: str
+def test_bad_checkpoint_shows_the_readers_own_line_and_runs_no_code(
+    app: AppTest, bad_checkpoints: dict[str, Path], known_class: int, kind: str
 ) -> None:
-    app.text_input(key="typed_paths").input(str(bad_checkpoints[kind])).run()
+    path = bad_checkpoints[kind]
+    app.text_input(key="typed_paths").input(f"  {path}  ").run()
     assert not app.exception
-    assert len(errors(app)) == 1 and message in errors(app)[0], errors(app)
-    assert str(bad_checkpoints[kind]) in errors(app)[0]
+    # word for word what cifar-eval and cifar-predict print: one place writes it
+    assert errors(app) == [refusal(path)], errors(app)
     assert not bad_checkpoints["marker"].exists()
     # the good checkpoint picked from the list still works
     upload(app, ("proto.png", png_bytes(prototype_image(known_class))))
     assert f"top-1: **{CIFAR10_CLASSES[known_class]}**" in markdown_text(app)
+
+
+def test_each_kind_of_bad_checkpoint_gets_its_own_words(bad_checkpoints: dict[str, Path]) -> None:
+    lines = {
+        kind: refusal(bad_checkpoints[kind]) for kind in ("random", "yaml", "corrupt", "foreign", "code")
+    }
+    assert "neither a zip archive (torch.save) nor a pickle" in lines["random"]
+    assert "it is text starting 'model:" in lines["yaml"]
+    assert "truncated" in lines["corrupt"]
+    assert "written by another program" in lines["foreign"]
+    assert "refused, nothing in it was run" in lines["code"]
+    assert "is a folder, not a checkpoint file" in refusal(bad_checkpoints["folder"])
+    assert "does not exist" in refusal(bad_checkpoints["missing"])
 
 
 @pytest.mark.parametrize("where", ["nested", "top"])
@@ -325,6 +411,8 @@ def test_sample_test_images_from_the_checkpoint_dataset(app: AppTest) -> None:
     heads = [s.value for s in app.subheader]
     assert len(heads) == 3 and all("cifar10 test image #" in h and "(true class: " in h for h in heads)
     assert sum("top-1:" in m.value for m in app.markdown) == 3
+    captions = [img.caption for element in app.get("image") for img in element.proto.imgs]
+    assert captions[::2] == ["cifar10 test image, 32x32"] * 3  # not "uploaded"
     app.button(key="clear_samples").click().run()
     assert not app.subheader
 
@@ -351,13 +439,186 @@ def test_runs_page_lists_runs_sweeps_and_curves(app_outputs: Path, monkeypatch, 
     assert RUN_NAME in at.multiselect(key="plot_runs").value
 
 
-def test_missing_outputs_folder_is_a_message(monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("CIFAR_APP_OUTPUTS", str(tmp_path / "nowhere"))
+def test_outputs_folder_that_is_missing_a_file_or_empty(
+    monkeypatch, tmp_path: Path, app_outputs: Path
+) -> None:
+    (tmp_path / "notes.txt").write_text("x")
+    cases = {
+        str(tmp_path / "nowhere"): "does not exist",
+        str(tmp_path / "notes.txt"): "is a file, not a folder",
+        "   ": "Type the folder cifar-train writes to",
+    }
+    monkeypatch.chdir(app_outputs)  # an empty field must not list the working folder's runs
+    for typed, message in cases.items():
+        monkeypatch.setenv("CIFAR_APP_OUTPUTS", typed)
+        at = AppTest.from_file(str(APP), default_timeout=180).run()
+        assert not at.exception and not at.error
+        assert [w.value for w in at.warning if message in w.value], [w.value for w in at.warning]
+        assert not at.dataframe and not at.multiselect(key="checkpoints").options
+        assert any("Pick at least one checkpoint" in i.value for i in at.info)
+
+
+def test_an_existing_folder_is_not_reported_missing(app: AppTest, checkpoint: Path) -> None:
+    run_dir = checkpoint.parents[1]
+    app.text_input(key="typed_paths").input(str(run_dir)).run()
+    assert errors(app) == [refusal(run_dir.resolve())]
+    assert "is a folder, not a checkpoint file" in errors(app)[0] and "does not exist" not in errors(app)[0]
+
+
+def test_a_run_without_test_score_or_metrics_reads_in_words(
+    checkpoint: Path, monkeypatch, tmp_path: Path
+) -> None:
+    outputs = tmp_path / "outputs"
+    run = copy_run(checkpoint.parents[1], outputs)
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics.pop("test/acc"), metrics.pop("test/loss", None)
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    monkeypatch.setenv("CIFAR_APP_OUTPUTS", str(outputs))
     at = AppTest.from_file(str(APP), default_timeout=180).run()
-    assert not at.exception and not at.error
-    assert any("is not a folder" in w.value for w in at.warning)
-    assert any("No checkpoints found" in i.value for i in at.info)
-    assert any("Pick at least one checkpoint" in i.value for i in at.info)
+    assert not at.exception and not errors(at)
+    checkpoints, loaded, runs = (at.dataframe[i].value for i in range(3))
+    tables = (checkpoints, loaded, runs)
+    assert {value for table in tables for value in table["test acc"]} == {"not tested"}
+    assert list(runs["test loss"]) == ["—"]
+    assert not any(
+        value is None or value == "None"
+        for table in (checkpoints, loaded, runs)
+        for value in table.to_numpy().ravel()
+    )
+    # one run, one date: when it started, in every table (the checkpoint file's time is another fact)
+    assert {*checkpoints["started"], *runs["started"]} == {"2026-01-02 03:04"}
+    assert "date" not in checkpoints and "date" not in runs
+    assert "not tested" in at.multiselect(key="checkpoints").options[0]
+
+
+def test_a_second_interaction_reuses_every_cached_prediction(
+    app: AppTest, checkpoint: Path, known_class: int, tmp_path: Path
+) -> None:
+    second = tmp_path / "other_run" / "checkpoints" / "last.ckpt"
+    second.parent.mkdir(parents=True)
+    shutil.copy(checkpoint, second)
+    app.text_input(key="typed_paths").input(str(second)).run()
+    st.cache_data.clear()
+    image = png_bytes(prototype_image(known_class, size=40))
+    before = classify_page.forward_calls
+    upload(app, ("proto.png", image))
+    assert "2 predictions: 2 computed, 0 from the cache" in [c.value for c in app.caption]
+    assert classify_page.forward_calls == before + 2
+    # a widget that changes no prediction: nothing is computed again
+    app.number_input(key="sample_count").set_value(2).run()
+    assert "2 predictions: 0 computed, 2 from the cache" in [c.value for c in app.caption]
+    # another method computes its own, and going back finds the first ones
+    app.radio(key="tta").set_value("flip").run()
+    assert "2 predictions: 2 computed, 0 from the cache" in [c.value for c in app.caption]
+    app.radio(key="tta").set_value("none").run()
+    assert "2 predictions: 0 computed, 2 from the cache" in [c.value for c in app.caption]
+    # a second image: only its own predictions are computed
+    upload(app, ("proto.png", image), ("other.png", png_bytes(prototype_image(known_class, size=44))))
+    assert "4 predictions: 2 computed, 2 from the cache" in [c.value for c in app.caption]
+    assert classify_page.forward_calls == before + 6
+    assert f"top-1: **{CIFAR10_CLASSES[known_class]}**" in markdown_text(app)
+
+
+def test_uploads_are_judged_by_content_and_refusals_say_why(app: AppTest, known_class: int) -> None:
+    image = prototype_image(known_class, size=48)
+    frames = [image, image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
+    gif = io.BytesIO()
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:], duration=100)
+    tiff, text = png_bytes(image, "TIFF"), b"just text"
+    upload(
+        app,
+        ("moving.gif", gif.getvalue()),
+        ("renamed.png", png_bytes(image, "GIF")),
+        ("dot.png", png_bytes(Image.new("RGB", (1, 1), (200, 30, 30)))),
+        ("scan.png", tiff),
+        ("notes.jpg", text),
+    )
+    assert [s.value for s in app.subheader] == ["moving.gif", "renamed.png", "dot.png"]
+    # the decoder's own line, which names what the file is
+    assert errors(app) == [decoder_says(tiff, "scan.png"), decoder_says(text, "notes.jpg")]
+    assert (
+        "is a TIFF image, not one of the accepted" in errors(app)[0] and "is not an image" in errors(app)[1]
+    )
+    captions = [img.caption for element in app.get("image") for img in element.proto.imgs][::2]
+    assert captions == ["uploaded GIF, 48x48", "uploaded GIF (named .png), 48x48", "uploaded PNG, 1x1"]
+    tops = [m.value for m in app.markdown if "top-1:" in m.value]
+    assert all(f"**{CIFAR10_CLASSES[known_class]}**" in t for t in tops[:2])
+    # the 1x1 image is classified, under a warning that says why its answer means little
+    assert [w.value for w in app.warning] == [
+        "1x1 is far smaller than the 32x32 images this net was trained on: it is enlarged to a blur, "
+        "so its answer means little"
+    ]
+
+
+def test_size_warnings_follow_the_training_size() -> None:
+    cifar = Preprocess(32, (0.5,) * 3, (0.25,) * 3)
+    assert cifar.size_warning(32, 32) is None and cifar.size_warning(400, 300) is None
+    assert "far smaller than the 32x32" in cifar.size_warning(15, 40)
+    assert "far larger than the 32x32" in cifar.size_warning(600, 500)
+    assert "squashed to a square" in cifar.size_warning(100, 40)
+    imagenet = Preprocess(224, (0.5,) * 3, (0.25,) * 3, resize_size=256)
+    assert imagenet.size_warning(600, 200) is None  # centre-cropped, not squashed
+    assert "far smaller than the 256x256" in imagenet.size_warning(64, 64)
+
+
+def _write_scalars(run_dir: Path, points: dict[str, list[tuple[int, float]]]) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(run_dir)) as writer:
+        for tag, series in points.items():
+            for step, value in series:
+                writer.add_scalar(tag, value, step)
+
+
+def test_curves_keep_one_colour_per_run_integer_steps_and_readable_values(
+    checkpoint: Path, monkeypatch, tmp_path: Path
+) -> None:
+    outputs = tmp_path / "outputs"
+    copy_run(checkpoint.parents[1], outputs)
+    partial = copy_run(checkpoint.parents[1], outputs, "2026-01-03", "08-00-00_partial")
+    for events in partial.glob("events.out.tfevents.*"):
+        events.unlink()
+    _write_scalars(partial, {"val/acc": [(3, 0.25)]})  # one point, and no val/loss at all
+    monkeypatch.setenv("CIFAR_APP_OUTPUTS", str(outputs))
+    at = AppTest.from_file(str(APP), default_timeout=180).run()
+    assert not at.exception and not errors(at)
+    assert at.multiselect(key="plot_tags").value[:2] == ["val/acc", "val/loss"]
+    specs = [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]
+    curves = [spec for spec in specs if spec["encoding"]["x"]["field"] == "step"]
+    assert len(curves) >= 2
+    scales = [spec["encoding"]["color"]["scale"] for spec in curves]
+    colour = {run: c for scale in scales for run, c in zip(scale["domain"], scale["range"])}
+    assert all(dict(zip(scale["domain"], scale["range"])) == colour for scale in scales)
+    assert len(set(colour.values())) == len(colour) == 2  # both runs in both charts, one colour each
+    for spec in curves:
+        assert (
+            spec["encoding"]["x"]["axis"]["format"] == "d"
+            and spec["encoding"]["x"]["axis"]["tickMinStep"] == 1
+        )
+        assert spec["encoding"]["y"]["axis"]["format"] == ".4~g"
+    # a curve of one value gets a domain around it, not one of zero width
+    one_point = curve_chart([{"run": "r", "step": 3, "value": 0.25}], "val/acc", {"r": "#4c78a8"}).to_dict()
+    low, high = one_point["encoding"]["y"]["scale"]["domain"]
+    assert low < 0.25 < high
+    assert one_point["encoding"]["x"]["scale"]["domain"] == [2, 4]
+
+
+def test_first_screen_draws_without_torch(tmp_path: Path) -> None:
+    # A subprocess: this one has torch imported already. Nothing found, so nothing needs torch.
+    code = (
+        "import sys; from streamlit.testing.v1 import AppTest; "
+        f"at = AppTest.from_file({str(APP)!r}, default_timeout=120).run(); "
+        "assert not at.exception, at.exception; "
+        "print(sorted(m for m in ('torch', 'torchvision', 'altair', 'tensorboard') if m in sys.modules))"
+    )
+    env = {**os.environ, "CIFAR_APP_OUTPUTS": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+    # reading a CIFAR checkpoint needs torch, but not torchvision's model zoo
+    code = "import sys, cifar_resnets.inference.checkpoint; print('torchvision' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.stdout.strip() == "False", proc.stderr[-2000:]
 
 
 # ----------------------------------------------------------------------------- readers and launcher
@@ -412,7 +673,7 @@ def test_run_readers(app_outputs: Path, checkpoint: Path) -> None:
     assert find_runs(app_outputs / "nowhere") == []
 
 
-def test_launcher_command_line(app_outputs: Path, tmp_path: Path) -> None:
+def test_launcher_command_line(app_outputs: Path, tmp_path: Path, capsys) -> None:
     args = parse_args(["--outputs", str(app_outputs), "--port", "8765"])
     argv = streamlit_args(args.outputs, args.port, args.address)
     assert argv[:2] == ["run", str(APP)]
@@ -420,6 +681,12 @@ def test_launcher_command_line(app_outputs: Path, tmp_path: Path) -> None:
     assert argv[argv.index("--server.address") + 1] == "127.0.0.1"
     assert argv[argv.index("--server.headless") + 1] == "true"
     assert argv[-3:] == ["--", "--outputs", str(app_outputs)]
-    with pytest.raises(SystemExit) as exit_:
-        parse_args(["--outputs", str(tmp_path / "nowhere")])
-    assert exit_.value.code == 2
+    (tmp_path / "notes.txt").write_text("x")
+    for outputs, message in [
+        (str(tmp_path / "nowhere"), "does not exist"),
+        (str(tmp_path / "notes.txt"), "is a file, not a folder"),
+        ("", "--outputs is empty"),  # not the working folder
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            parse_args(["--outputs", outputs])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err

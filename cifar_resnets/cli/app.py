@@ -1,8 +1,9 @@
-"""`cifar-app`: start the Streamlit app (``cifar_resnets/app.py``) on an outputs folder.
+"""`cifar-app`: start the Streamlit app (``cifar_resnets/app/streamlit_app.py``) on an outputs folder.
 
 A thin wrapper so users need not know where the app script is installed:
-``cifar-app --outputs outputs --port 8501`` runs ``streamlit run <app.py> -- --outputs outputs``
-with the server bound to one address, headless (no browser launched, no usage statistics sent).
+``cifar-app --outputs outputs --port 8501`` runs ``streamlit run <streamlit_app.py> -- --outputs
+outputs`` with the server bound to one address, headless (no browser launched, no usage statistics
+sent). docs/app.md describes the app.
 """
 
 from __future__ import annotations
@@ -44,9 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="cifar-app", description="Classify images with trained checkpoints and browse runs."
     )
-    parser.add_argument(
-        "--outputs", type=Path, default=Path("outputs"), help="folder holding runs/ and sweeps/ (outputs)"
-    )
+    parser.add_argument("--outputs", default="outputs", help="folder holding runs/ and sweeps/ (outputs)")
     parser.add_argument("--port", type=int, default=8501, help="port to serve on (8501)")
     parser.add_argument(
         "--address", default="127.0.0.1", help="address to bind (127.0.0.1; 0.0.0.0 serves the network)"
@@ -54,8 +53,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 1 <= args.port <= 65535:
         parser.error(f"--port {args.port} is not a port number (1-65535)")
+    if not args.outputs.strip():  # Path("") is ".": it would quietly list the working folder's runs
+        parser.error("--outputs is empty; pass the folder cifar-train writes to (e.g. outputs)")
+    args.outputs = Path(args.outputs).expanduser()
+    if not args.outputs.exists():
+        parser.error(f"--outputs {args.outputs} does not exist; pass the folder cifar-train writes to")
     if not args.outputs.is_dir():
-        parser.error(f"--outputs {args.outputs} is not a folder; pass the folder cifar-train writes to")
+        parser.error(f"--outputs {args.outputs} is a file, not a folder; pass the folder holding runs/")
     return args
 
 

@@ -5,8 +5,8 @@ cifar-predict, the app and cifar-reproduce all show its one-line message. It loo
 content, not its name, and sorts every failure into one ``CheckpointError.kind``:
 
 - ``missing``: no such file;
-- ``not_a_checkpoint``: neither a zip archive (what ``torch.save`` writes) nor a pickle, e.g. text or
-  random bytes;
+- ``not_a_checkpoint``: a folder, or a file that is neither a zip archive (what ``torch.save`` writes)
+  nor a pickle, e.g. text or random bytes;
 - ``truncated``: a zip archive or pickle that stops short (a save or copy cut off), or is damaged;
 - ``foreign``: a readable file written by another program: a zip or pickle that is no torch file, a
   plain state dict, or a checkpoint without the run config cifar-train stores;
@@ -221,6 +221,12 @@ def _check_content(path: Path, content: Any) -> None:
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The content of a checkpoint of this suite, or the ``CheckpointError`` that says what the file is."""
     path = Path(path)
+    if path.is_dir():  # it exists: "does not exist" would send the user looking in the wrong place
+        raise CheckpointError(
+            f"{path} is a folder, not a checkpoint file; pass a checkpoint inside it, "
+            "e.g. RUN/checkpoints/last.ckpt",
+            "not_a_checkpoint",
+        )
     if not path.is_file():
         raise CheckpointError(
             f"checkpoint {path} does not exist; pass a run's checkpoints/last.ckpt", "missing"

@@ -18,7 +18,12 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
-from cifar_resnets.data.transforms import eval_view, normalize
+from cifar_resnets.data.transforms import CIFAR_SIZE, eval_view, normalize
+
+# How far an image may be from the size the net was trained on before its answer deserves a warning.
+TOO_SMALL = 0.5  # a side below half the training size: the net sees an enlarged blur
+TOO_LARGE = 16  # a side over 16 times it: everything smaller than 1/16 of the picture is lost
+TOO_NARROW = 2  # CIFAR-style views squash the picture to a square
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,33 @@ class Preprocess:
                 f"expected uint8 RGB images [..., 3, H, W], got {images.dtype} {tuple(images.shape)}"
             )
         return eval_view(images, self.image_size, self.resize_size)
+
+    @property
+    def training_size(self) -> int:
+        """The side of the pictures the net learnt from: CIFAR's 32 px, else the evaluation resize."""
+        return CIFAR_SIZE if self.resize_size is None else self.resize_size
+
+    def size_warning(self, width: int, height: int) -> str | None:
+        """Why an image of this size may get a meaningless answer from this net, or None.
+
+        A net answers for any input (a 1x1 image gets a confident class), so the size is judged here,
+        against what the net was trained on, for cifar-predict and the app alike.
+        """
+        size = self.training_size
+        shown = f"{width}x{height}"
+        if min(width, height) < size * TOO_SMALL:
+            return (
+                f"{shown} is far smaller than the {size}x{size} images this net was trained on: it is "
+                "enlarged to a blur, so its answer means little"
+            )
+        if max(width, height) > size * TOO_LARGE:
+            return (
+                f"{shown} is far larger than the {size}x{size} images this net was trained on: it is "
+                "shrunk so much that small objects and details are lost"
+            )
+        if self.resize_size is None and max(width, height) > TOO_NARROW * min(width, height):
+            return f"{shown} is squashed to a square, as this net was trained on square {size}x{size} images"
+        return None
 
     def batch(self, views: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
         """uint8 views [N, 3, S, S] (or a list of [3, S, S]) -> float32 normalised batch [N, 3, S, S]."""

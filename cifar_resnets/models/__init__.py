@@ -3,33 +3,46 @@
 Every constructor takes ``num_classes`` as a keyword, so a model is built as
 ``hydra.utils.instantiate(model_cfg_without_reserved_keys, num_classes=N)``; the available
 names are the files of ``conf/model/``.
+
+The names below are imported on first use (PEP 562 ``__getattr__``): rebuilding a CIFAR ResNet from a
+checkpoint then loads ``cifar_resnet`` alone, not torchvision's model zoo, which keeps the app's and
+cifar-predict's start short.
 """
 
-from cifar_resnets.models.attention import (
-    CBAM,
-    AttentionResidualBlock,
-    AttentionResNet,
-    ChannelAttention,
-    SpatialAttention,
-)
-from cifar_resnets.models.cifar_resnet import BasicBlock, CifarResNet, ZeroPadShortcut
-from cifar_resnets.models.torchvision_nets import TorchvisionResNet, WeightsDownloadError, resnet18, resnet50
-from cifar_resnets.models.transfer import WeightsMismatchError, load_backbone_state, read_weights_file
+from __future__ import annotations
 
-__all__ = [
-    "CBAM",
-    "AttentionResNet",
-    "AttentionResidualBlock",
-    "BasicBlock",
-    "ChannelAttention",
-    "CifarResNet",
-    "SpatialAttention",
-    "TorchvisionResNet",
-    "WeightsDownloadError",
-    "WeightsMismatchError",
-    "ZeroPadShortcut",
-    "load_backbone_state",
-    "read_weights_file",
-    "resnet18",
-    "resnet50",
-]
+import importlib
+from typing import Any
+
+_SUBMODULE_OF = {
+    "CBAM": "attention",
+    "AttentionResidualBlock": "attention",
+    "AttentionResNet": "attention",
+    "ChannelAttention": "attention",
+    "SpatialAttention": "attention",
+    "BasicBlock": "cifar_resnet",
+    "CifarResNet": "cifar_resnet",
+    "ZeroPadShortcut": "cifar_resnet",
+    "TorchvisionResNet": "torchvision_nets",
+    "WeightsDownloadError": "torchvision_nets",
+    "resnet18": "torchvision_nets",
+    "resnet50": "torchvision_nets",
+    "WeightsMismatchError": "transfer",
+    "load_backbone_state": "transfer",
+    "read_weights_file": "transfer",
+}
+
+__all__ = sorted(_SUBMODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    submodule = _SUBMODULE_OF.get(name)
+    if submodule is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{submodule}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
