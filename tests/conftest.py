@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -80,6 +81,9 @@ def tiny_real_run(tmp_path_factory, small_real_cifar10: Path) -> Path:
     from cifar_resnets.training.train import train
 
     run_dir = tmp_path_factory.mktemp("tiny_real_run")
+    # Every logger when MLflow is installed (the tracking extra), else the CSV one (no extra needed).
+    mlflow = importlib.util.find_spec("mlflow") is not None
+    loggers = {"logger": "many", "logger.mlflow.tracking_uri": f"sqlite:///{run_dir}/mlflow.db"}
     overrides = tiny_overrides(
         small_real_cifar10,
         **{
@@ -89,7 +93,7 @@ def tiny_real_run(tmp_path_factory, small_real_cifar10: Path) -> Path:
             "schedule": "constant",
             "data.batch_size": 64,
             "trainer.max_epochs": 2,
-            "logger": "none",
+            **(loggers if mlflow else {"logger": "csv"}),
         },
     )
     train(compose_train(overrides, output_dir=run_dir))
