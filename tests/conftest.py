@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -36,17 +37,7 @@ def real_cifar10(tmp_path_factory) -> Path:
 
     Skips when the tool or the archive is absent (CIFAR_SHARED_DIR: the folder holding tools/ and data/).
     """
-    tool = SHARED_DIR / "tools" / "cifar10_from_jpeg.py"
-    archive = SHARED_DIR / "data" / "cifar10-jpeg.tar.gz"
-    if not tool.is_file() or not archive.is_file():
-        pytest.skip(f"real CIFAR-10 unavailable: {tool} or {archive} is missing")
-    root = tmp_path_factory.mktemp("real_cifar10")
-    subprocess.run(
-        [sys.executable, str(tool), str(root), "--train-limit", "10000", "--archive", str(archive)],
-        check=True,
-        capture_output=True,
-    )
-    return root
+    return _real_cifar10_copy(tmp_path_factory.mktemp("real_cifar10"), "--train-limit", "10000")
 
 
 @pytest.fixture(scope="session")
@@ -57,3 +48,53 @@ def cifar10_root(request: pytest.FixtureRequest) -> Path:
         return request.getfixturevalue("real_cifar10")
     except pytest.skip.Exception:
         return request.getfixturevalue("synthetic_cifar10")
+
+
+def _real_cifar10_copy(root: Path, *limits: str) -> Path:
+    tool = SHARED_DIR / "tools" / "cifar10_from_jpeg.py"
+    archive = SHARED_DIR / "data" / "cifar10-jpeg.tar.gz"
+    if not tool.is_file() or not archive.is_file():
+        pytest.skip(f"real CIFAR-10 unavailable: {tool} or {archive} is missing")
+    subprocess.run(
+        [sys.executable, str(tool), str(root), *limits, "--archive", str(archive)],
+        check=True,
+        capture_output=True,
+    )
+    return root
+
+
+@pytest.fixture(scope="session")
+def small_real_cifar10(tmp_path_factory) -> Path:
+    """A real CIFAR-10 copy of 1,000 train and 1,000 test images: real learning curves for tests that
+    train several tiny runs, at a tenth of the full test split's evaluation time."""
+    root = tmp_path_factory.mktemp("small_real_cifar10")
+    return _real_cifar10_copy(root, "--train-limit", "1000", "--test-limit", "1000")
+
+
+@pytest.fixture(scope="session")
+def tiny_real_run(tmp_path_factory, small_real_cifar10: Path) -> Path:
+    """A depth-8 ResNet trained 2 epochs of 256 real images, once per session: the checkpoint that the
+    export, bundle and tracking tests read (it logs to every logger, so each can be read back)."""
+    from train_helpers import tiny_overrides
+
+    from cifar_resnets.config.compose import compose_train
+    from cifar_resnets.training.train import train
+
+    run_dir = tmp_path_factory.mktemp("tiny_real_run")
+    # Every logger when MLflow is installed (the tracking extra), else the CSV one (no extra needed).
+    mlflow = importlib.util.find_spec("mlflow") is not None
+    loggers = {"logger": "many", "logger.mlflow.tracking_uri": f"sqlite:///{run_dir}/mlflow.db"}
+    overrides = tiny_overrides(
+        small_real_cifar10,
+        **{
+            "model.depth": 8,
+            "optim": "adam",
+            "optim.lr": 0.01,
+            "schedule": "constant",
+            "data.batch_size": 64,
+            "trainer.max_epochs": 2,
+            **(loggers if mlflow else {"logger": "csv"}),
+        },
+    )
+    train(compose_train(overrides, output_dir=run_dir))
+    return run_dir

@@ -267,8 +267,13 @@ def _metrics(path: Path) -> dict[str, Any]:
 
 
 def load_model(path: str | Path) -> LoadedModel:
-    """Rebuild the checkpoint's net (EMA weights when the run used EMA) in eval mode on the CPU."""
+    """Rebuild the checkpoint's net (EMA weights when the run used EMA) in eval mode on the CPU; a
+    cifar-export bundle (``.safetensors`` or its folder) is read by ``bundle.read_bundle``."""
     path = Path(path)
+    from cifar_resnets.inference.bundle import is_bundle, read_bundle  # it imports this module
+
+    if is_bundle(path):
+        return read_bundle(path)
     checkpoint = read_checkpoint(path)
     hparams = checkpoint.get("hyper_parameters") or {}
     config = hparams["config"]

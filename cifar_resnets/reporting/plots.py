@@ -2,8 +2,8 @@
 
 Figures are drawn with matplotlib's object API on an Agg canvas, so importing this module never
 changes the process-wide backend (a GUI, a notebook or a headless job alike). Curves are read
-from a run's TensorBoard event files: they hold every logged scalar, so no run needs to write a
-second copy of its history.
+from what the run's loggers wrote into its folder (TensorBoard event files or the CSV logger's
+``metrics.csv``, ``runs.read_scalars``), so no run needs to write a second copy of its history.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from cifar_resnets.reporting.runs import read_scalars as read_run_scalars
+
 # (panel title, [(TensorBoard tag, legend label), ...]); the first tag found per label is used.
 CURVE_PANELS = (
     ("loss", [("train/loss_epoch", "train"), ("val/loss", "validation")]),
@@ -24,19 +26,11 @@ CURVE_PANELS = (
 
 
 def read_scalars(run_dir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Every scalar in the run folder's event files: ``tag -> (steps, values)`` (empty if none)."""
-    run_dir = Path(run_dir)
-    if not any(run_dir.glob("events.out.tfevents.*")):
-        return {}
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    accumulator.Reload()
-    scalars = {}
-    for tag in accumulator.Tags().get("scalars", []):
-        events = accumulator.Scalars(tag)
-        scalars[tag] = (np.array([e.step for e in events]), np.array([e.value for e in events]))
-    return scalars
+    """Every scalar in the run folder: ``tag -> (steps, values)`` (empty if none)."""
+    return {
+        tag: (np.array([s for s, _ in points]), np.array([v for _, v in points]))
+        for tag, points in read_run_scalars(run_dir).items()
+    }
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
@@ -60,7 +54,9 @@ def plot_training_history(
     runs = [(d, read_scalars(d)) for d in dirs]
     runs = [(d, s) for d, s in runs if s]
     if not runs:
-        raise FileNotFoundError(f"no TensorBoard scalars in {', '.join(map(str, dirs))}")
+        raise FileNotFoundError(
+            f"no logged scalars (event files or metrics.csv) in {', '.join(map(str, dirs))}"
+        )
     fig = Figure(figsize=(11, 4))
     for col, (panel, series) in enumerate(CURVE_PANELS):
         ax = fig.add_subplot(1, len(CURVE_PANELS), col + 1)
@@ -146,7 +142,7 @@ def plot_confusion_matrix(
 
 
 def write_training_history(run_dir: str | Path) -> Path | None:
-    """``<run>/training_history.png`` from the run's event files; None when the run logged none."""
+    """``<run>/training_history.png`` from the run's logged scalars; None when the run logged none."""
     try:
         return plot_training_history(
             run_dir, Path(run_dir) / "training_history.png", title=Path(run_dir).name

@@ -1,7 +1,8 @@
 """Find the runs, sweeps and checkpoints under an outputs folder and read what they recorded.
 
-A run folder (see the README) holds ``config.yaml``, ``metrics.json``, ``checkpoints/*.ckpt`` and
-TensorBoard event files; Hydra sweeps put one such folder per job below a sweep folder that holds
+A run folder (see the README) holds ``config.yaml``, ``metrics.json``, ``checkpoints/*.ckpt`` and the
+curves its loggers wrote there (TensorBoard event files, the CSV logger's ``metrics.csv``); Hydra
+sweeps put one such folder per job below a sweep folder that holds
 ``multirun.yaml``. Everything here only reads files and tolerates half-written or damaged runs (a
 run still training has no ``metrics.json`` yet): missing or unreadable parts come back empty rather
 than raising, so one bad folder cannot hide the others.
@@ -9,6 +10,7 @@ than raising, so one bad folder cannot hide the others.
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ import yaml
 
 RUN_MARKERS = ("config.yaml", "metrics.json")
 EVENTS_GLOB = "events.out.tfevents.*"
+CSV_METRICS = "metrics.csv"  # the CSV logger's file (conf/logger/csv.yaml)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIME = re.compile(r"^(\d{2}-\d{2}-\d{2})")
 
@@ -170,6 +173,7 @@ def _is_run_dir(path: Path) -> bool:
     return (
         any((path / marker).is_file() for marker in RUN_MARKERS)
         or any(path.glob(EVENTS_GLOB))
+        or (path / CSV_METRICS).is_file()
         or any((path / "checkpoints").glob("*.ckpt"))
     )
 
@@ -180,7 +184,7 @@ def find_runs(outputs: str | Path) -> list[Run]:
     if not outputs.is_dir():
         return []
     candidates: set[Path] = set()
-    for pattern in (*RUN_MARKERS, EVENTS_GLOB, "checkpoints/*.ckpt"):
+    for pattern in (*RUN_MARKERS, EVENTS_GLOB, CSV_METRICS, "checkpoints/*.ckpt"):
         for hit in outputs.rglob(pattern):
             folder = hit.parent.parent if hit.parent.name == "checkpoints" else hit.parent
             if not any(part.startswith(".") for part in folder.relative_to(outputs).parts):
@@ -228,18 +232,47 @@ def _job_number(name: str) -> tuple[int, str]:
 
 
 def read_scalars(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
-    """Every scalar logged to TensorBoard in ``run_dir``: tag -> [(step, value), ...] sorted by step.
+    """Every scalar the run folder's loggers wrote: tag -> [(step, value), ...] sorted by step.
 
-    Uses TensorBoard's own event reader (robust to resumed runs with several event files and to a
-    file still being written); when a step was logged twice (a resume), the later value wins.
+    Reads TensorBoard's event files and the CSV logger's ``metrics.csv``, whichever the run has (both
+    hold the same tags and steps), so plots and tables work for any logger that writes into the run
+    folder. When a step was logged twice (a resume), the later value wins.
     """
     run_dir = Path(run_dir)
-    files = sorted(run_dir.glob(EVENTS_GLOB))
+    series: dict[str, dict[int, float]] = {}
+    _read_csv_scalars(run_dir / CSV_METRICS, series)
+    _read_event_scalars(sorted(run_dir.glob(EVENTS_GLOB)), series)
+    return {tag: sorted(points.items()) for tag, points in sorted(series.items())}
+
+
+def _read_csv_scalars(path: Path, series: dict[str, dict[int, float]]) -> None:
+    """``metrics.csv``: one row per logging step, a column per tag, empty where not logged then."""
+    try:
+        with open(path, newline="") as file:
+            rows = list(csv.DictReader(file))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return
+    for row in rows:
+        try:
+            step = int(float(row.get("step") or ""))
+        except ValueError:  # a row cut off by a crash
+            continue
+        for tag, text in row.items():
+            if tag in ("step", None) or not text:
+                continue
+            try:
+                value = float(text)
+            except (TypeError, ValueError):
+                continue
+            series.setdefault(tag, {})[step] = value
+
+
+def _read_event_scalars(files: list[Path], series: dict[str, dict[int, float]]) -> None:
+    """TensorBoard's own event reader (robust to several event files and to a file being written)."""
     if not files:
-        return {}
+        return
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    series: dict[str, dict[int, float]] = {}
     for file in files:  # file names start with the creation time: later files override
         try:
             acc = EventAccumulator(str(file), size_guidance={"scalars": 0})
@@ -251,4 +284,3 @@ def read_scalars(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
             points = series.setdefault(tag, {})
             for event in acc.Scalars(tag):
                 points[int(event.step)] = float(event.value)
-    return {tag: sorted(points.items()) for tag, points in sorted(series.items())}

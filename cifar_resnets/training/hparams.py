@@ -1,4 +1,6 @@
-"""The run's hyper-parameters in TensorBoard's HPARAMS tab, tied to the metrics the run logged."""
+"""The run's hyper-parameters and final metrics in every logger: TensorBoard's HPARAMS tab, tied to the
+metrics the run logged; for the others (CSV, MLflow) the same few settings as parameters and the final
+numbers of ``metrics.json`` the module did not log itself as metrics of the last step."""
 
 from __future__ import annotations
 
@@ -33,16 +35,34 @@ def run_hparams(config: dict[str, Any]) -> dict[str, str | float | int | bool]:
     return {k: v for k, v in values.items() if isinstance(v, (str, int, float, bool))}
 
 
-def log_hparams(loggers: list[Any], config: dict[str, Any], metrics: dict[str, Any]) -> None:
+def final_numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    """The numeric entries of ``metrics.json`` (accuracies, losses, sizes, times), as loggers take them."""
+    return {
+        k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+
+
+def log_hparams(loggers: list[Any], config: dict[str, Any], metrics: dict[str, Any], step: int = 0) -> None:
     """Write the run's hyper-parameters for TensorBoard's HPARAMS tab, tied to its final metrics.
 
     Lightning's own ``log_hyperparams`` writes the tab only together with new metric values; here
     the session summary names the metric tags the run already logged (``test/acc``, ``val/acc``...),
-    so the tab shows their final values without a second copy of them.
+    so the tab shows their final values without a second copy of them. Other loggers get the settings
+    beside the full config Lightning logged at fit start (``config/...``), under ``hp/`` so no key
+    meets one of Lightning's with another value (MLflow refuses to change a parameter), and the rest of
+    the final numbers at ``step``, the run's last (a sweep job included: each job's ``train`` calls this).
     """
     names = {k: 0.0 for k in ("test/acc", "val/acc", "test/loss", "val/loss") if k in metrics}
     for logger in loggers:
-        if not isinstance(logger, TensorBoardLogger) or not names:
+        if not isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams({f"hp/{k}": v for k, v in run_hparams(config).items()})
+            # val/ and test/ numbers are already there: the module logged them (again here, they would
+            # add a point to each curve); the rest of metrics.json (sizes, times) is not.
+            summary = {k: v for k, v in final_numbers(metrics).items() if not k.startswith(("val/", "test/"))}
+            logger.log_metrics(summary, step=step)
+            logger.save()
+            continue
+        if not names:
             continue
         writer = logger.experiment
         file_writer = writer._get_file_writer()  # reopens the event file Lightning closed after test

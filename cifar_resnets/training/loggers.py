@@ -1,4 +1,4 @@
-"""Experiment loggers, where Lightning's own cost the training loop time.
+"""Experiment loggers, where Lightning's own cost the training loop time or lose a run's history.
 
 ``TensorBoardLogger`` exists because Lightning calls ``logger.save()`` after every logging step, and
 Lightning's ``TensorBoardLogger.save`` flushes the event file there and asks the file system whether
@@ -8,13 +8,23 @@ flush and a ``stat`` can take milliseconds each. The ``SummaryWriter`` already f
 thread every ``flush_secs``, and ``finalize`` (end of a run, also a failed or interrupted one) flushes
 and closes the file, so nothing logged is lost when the run ends; a killed process loses at most the
 last ``flush_secs`` seconds of scalars.
+
+``CSVLogger`` exists because Lightning's writes into the run folder itself (``name: ""``,
+``version: ""``) and, finding that folder non-empty (``config.yaml`` is already there), warns and
+deletes ``metrics.csv``: a resumed run (``ckpt_path=auto``) would lose the curves of its first part.
+This one appends to the file it finds, as TensorBoard appends event files; readers
+(``reporting.runs.read_scalars``) let the later value of a step logged twice win.
 """
 
 from __future__ import annotations
 
+import csv
 from typing import Any
 
+from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.pytorch.loggers import CSVLogger as LightningCSVLogger
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_only
 
 from cifar_resnets.errors import ConfigError
@@ -49,3 +59,26 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         # Lightning's finalize saves again on success: let that one check hparams.yaml as it would.
         self._saved = False
         super().finalize(status)
+
+
+class _AppendingExperimentWriter(ExperimentWriter):
+    """Lightning's CSV writer that continues an existing ``metrics.csv`` instead of deleting it."""
+
+    def _check_log_dir_exists(self) -> None:
+        # Called by the writer's __init__ in place of Lightning's warn-and-delete: adopt the existing
+        # header, so rows appended now line up with it (a new key rewrites the file with a wider header).
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+                self.metrics_keys = next(csv.reader(file), [])
+
+
+class CSVLogger(LightningCSVLogger):
+    """Lightning's CSV logger whose ``metrics.csv`` survives a resume into the same folder."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingExperimentWriter(log_dir=self.log_dir)
+        return self._experiment

@@ -1,7 +1,8 @@
 """The files of a run folder, written in one place.
 
 Every run folder holds the resolved ``config.yaml``, ``checkpoints/`` (``last.ckpt`` and the newest
-epoch file), TensorBoard event files, ``metrics.json`` (the final metrics, or the status and error of a
+epoch file), its loggers' files (TensorBoard event files, the CSV logger's ``metrics.csv``),
+``metrics.json`` (the final metrics, or the status and error of a
 run that did not complete, with ``error.txt`` holding its traceback) and ``training_history.png``.
 Files are written by the first process only, through a temporary file renamed into place, so a crash
 never leaves a half-written one and a sweep's reader sees either the old or the new version.
@@ -83,5 +84,5 @@ class RunFolder:
         log.error("run %s: %s", status, message)
 
     def write_training_history(self) -> None:
-        """``training_history.png``: the curves without TensorBoard, from the run's event files."""
+        """``training_history.png``: the curves without TensorBoard, from the run's logged scalars."""
         write_training_history(self.path)

@@ -45,8 +45,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         metrics, trainer = _fit_and_test(cfg, folder)
         folder.write_metrics(metrics)
         if folder.writes:
-            # The HPARAMS tab of TensorBoard, and the curves as a figure that needs no TensorBoard.
-            log_hparams(trainer.loggers, config, metrics)
+            # Hyper-parameters and final metrics in every logger; the curves as a figure that needs no
+            # TensorBoard.
+            log_hparams(trainer.loggers, config, metrics, trainer.global_step)
             folder.write_training_history()
     return metrics
 

@@ -1,0 +1,128 @@
+"""The exported bundle: a net's weights as safetensors, with a JSON card beside them.
+
+A checkpoint is a pickle that needs this suite's training config to mean anything; a bundle is what
+one hands on: ``model.safetensors`` holds only tensors (no code can run while reading it,
+https://huggingface.co/docs/safetensors), and ``model.json`` says how to rebuild the net (the model
+config ``models.build.build_net`` reads), how to feed it (input size, mean/std, dataset style) and how
+to name its outputs, plus what the run recorded (metrics, command). ``read_bundle`` turns the pair back
+into the same ``LoadedModel`` a checkpoint gives, so cifar-predict, cifar-eval and the app accept
+either. The format is written and read here only; ``cifar_resnets.export`` decides what goes in.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from cifar_resnets.errors import ConfigError
+from cifar_resnets.inference.checkpoint import CheckpointError, LoadedModel
+from cifar_resnets.models.build import build_net
+
+FORMAT = "cifar_resnets.bundle/1"
+WEIGHTS_NAME = "model.safetensors"
+_INSTALL = 'reading a safetensors bundle needs the export extra: pip install "cifar_resnets[export]"'
+
+
+def is_bundle(path: str | Path) -> bool:
+    """A ``.safetensors`` file, or a folder holding ``model.safetensors`` (what cifar-export writes)."""
+    path = Path(path)
+    return path.suffix == ".safetensors" or (path.is_dir() and (path / WEIGHTS_NAME).is_file())
+
+
+def bundle_files(path: str | Path) -> tuple[Path, Path]:
+    """(weights, card) of a bundle given as its folder or its ``.safetensors`` file."""
+    path = Path(path)
+    weights = path / WEIGHTS_NAME if path.is_dir() else path
+    return weights, weights.with_suffix(".json")
+
+
+def _safetensors() -> Any:
+    try:
+        import safetensors.torch
+    except ImportError:
+        raise CheckpointError(_INSTALL, "foreign") from None
+    return safetensors.torch
+
+
+def write_bundle(loaded: LoadedModel, out_dir: str | Path, card: dict[str, Any]) -> tuple[Path, Path]:
+    """Write ``loaded.net``'s weights and ``card``, plus the fields ``read_bundle`` needs, into ``out_dir``
+    (the card last: a bundle whose card exists is complete)."""
+    weights, card_path = bundle_files(Path(out_dir) / WEIGHTS_NAME)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    # save_model, not save_file: it drops duplicate views of one tensor, which save_file refuses.
+    _safetensors().save_model(loaded.net, str(weights), metadata={"format": FORMAT})
+    full = {
+        "format": FORMAT,
+        "model": loaded.config.get("model"),
+        "num_classes": loaded.num_classes,
+        "classes": loaded.classes,
+        "input_size": [3, loaded.image_size, loaded.image_size],
+        "image_size": loaded.image_size,
+        "resize_size": loaded.resize_size,
+        "mean": list(loaded.mean),
+        "std": list(loaded.std),
+        **card,
+    }
+    tmp = card_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(full, indent=2, sort_keys=False) + "\n")
+    tmp.replace(card_path)
+    return weights, card_path
+
+
+def read_bundle(path: str | Path) -> LoadedModel:
+    """Rebuild a bundle's net in eval mode on the CPU; a ``CheckpointError`` says what is wrong."""
+    weights, card_path = bundle_files(path)
+    if not weights.is_file():
+        raise CheckpointError(f"bundle {weights} does not exist; pass cifar-export's output", "missing")
+    if not card_path.is_file():
+        raise CheckpointError(
+            f"{weights} has no card {card_path.name} beside it (it says how to rebuild the net); "
+            "copy both files of the bundle",
+            "foreign",
+        )
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise CheckpointError(f"{card_path} is not a readable card: {err}", "truncated") from None
+    if not isinstance(card, dict) or card.get("format") != FORMAT or not isinstance(card.get("model"), dict):
+        raise CheckpointError(f"{card_path} is not a card written by cifar-export ({FORMAT})", "foreign")
+    num_classes = int(card["num_classes"])
+    name = card["model"].get("name")
+    try:
+        net = build_net(card["model"], num_classes, pretrained=False)
+    except ConfigError as err:
+        raise CheckpointError(f"{weights}: cannot rebuild its model {name!r}: {err}", "other_model") from None
+    try:
+        missing, unexpected = _safetensors().load_model(net, str(weights), strict=False)
+    except RuntimeError as err:  # shape mismatches
+        detail = str(err).strip().splitlines()[-1].strip()
+        raise CheckpointError(
+            f"{weights}: weights do not fit model {name!r}: {detail}", "other_model"
+        ) from None
+    except Exception as err:  # noqa: BLE001 - safetensors' own errors for a cut-off or foreign file
+        raise CheckpointError(
+            f"{weights} is not a readable safetensors file ({str(err).strip()[:160]}); copy the file again",
+            "truncated",
+        ) from None
+    if missing or unexpected:
+        bad = [*missing, *unexpected]
+        raise CheckpointError(
+            f"{weights}: weights do not fit model {name!r}: {len(bad)} mismatched keys, "
+            f"e.g. {', '.join(bad[:4])}",
+            "other_model",
+        )
+    net.eval()
+    resize = card.get("resize_size")
+    return LoadedModel(
+        net=net,
+        config=card.get("config") or {"model": card["model"]},
+        num_classes=num_classes,
+        classes=list(card.get("classes") or [str(i) for i in range(num_classes)]),
+        mean=tuple(float(v) for v in card["mean"]),
+        std=tuple(float(v) for v in card["std"]),
+        image_size=int(card["image_size"]),
+        resize_size=None if resize is None else int(resize),
+        path=weights,
+        metrics=dict(card.get("metrics") or {}),
+    )
