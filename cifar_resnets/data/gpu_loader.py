@@ -146,7 +146,8 @@ class GPUBatchLoader:
         self.epoch = int(epoch)
 
     def state_dict(self) -> dict[str, int]:
-        """Position within the epoch: resuming continues at the next batch (see PITFALLS D4)."""
+        """Position within the epoch: resuming continues at the next batch, not at
+        the start of the epoch, so a mid-epoch checkpoint resumes exactly."""
         return {"epoch": self.epoch, "batches_yielded": self._yielded}
 
     def load_state_dict(self, state: dict[str, int]) -> None:

@@ -15,9 +15,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cifar_resnets.errors import ConfigError
-from cifar_resnets.inference.checkpoint import CheckpointError, LoadedModel
-from cifar_resnets.models.build import build_net
+from cifar_resnets.inference.checkpoint import (
+    CheckpointError,
+    LoadedModel,
+    check_keys_fit,
+    rebuild_net,
+    weights_do_not_fit,
+)
 
 FORMAT = "cifar_resnets.bundle/1"
 WEIGHTS_NAME = "model.safetensors"
@@ -88,30 +92,17 @@ def read_bundle(path: str | Path) -> LoadedModel:
     if not isinstance(card, dict) or card.get("format") != FORMAT or not isinstance(card.get("model"), dict):
         raise CheckpointError(f"{card_path} is not a card written by cifar-export ({FORMAT})", "foreign")
     num_classes = int(card["num_classes"])
-    name = card["model"].get("name")
-    try:
-        net = build_net(card["model"], num_classes, pretrained=False)
-    except ConfigError as err:
-        raise CheckpointError(f"{weights}: cannot rebuild its model {name!r}: {err}", "other_model") from None
+    net = rebuild_net(weights, card["model"], num_classes)
     try:
         missing, unexpected = _safetensors().load_model(net, str(weights), strict=False)
     except RuntimeError as err:  # shape mismatches
-        detail = str(err).strip().splitlines()[-1].strip()
-        raise CheckpointError(
-            f"{weights}: weights do not fit model {name!r}: {detail}", "other_model"
-        ) from None
+        raise weights_do_not_fit(weights, card["model"], err) from None
     except Exception as err:  # noqa: BLE001 - safetensors' own errors for a cut-off or foreign file
         raise CheckpointError(
             f"{weights} is not a readable safetensors file ({str(err).strip()[:160]}); copy the file again",
             "truncated",
         ) from None
-    if missing or unexpected:
-        bad = [*missing, *unexpected]
-        raise CheckpointError(
-            f"{weights}: weights do not fit model {name!r}: {len(bad)} mismatched keys, "
-            f"e.g. {', '.join(bad[:4])}",
-            "other_model",
-        )
+    check_keys_fit(weights, card["model"], [*missing, *unexpected])
     net.eval()
     resize = card.get("resize_size")
     return LoadedModel(

@@ -266,6 +266,34 @@ def _metrics(path: Path) -> dict[str, Any]:
         return {}
 
 
+def rebuild_net(path: Path, model_cfg: dict[str, Any], num_classes: int) -> torch.nn.Module:
+    """The net that ``model_cfg`` describes, with fresh weights; a config no net of this suite matches
+    is the file's fault (another model's weights), said as a CheckpointError naming ``path``."""
+    try:
+        return build_net(model_cfg, num_classes, pretrained=False)
+    except ConfigError as err:
+        name = model_cfg.get("name")
+        raise CheckpointError(f"{path}: cannot rebuild its model {name!r}: {err}", "other_model") from None
+
+
+def weights_do_not_fit(path: Path, model_cfg: dict[str, Any], err: RuntimeError) -> CheckpointError:
+    """A shape mismatch from loading weights into the rebuilt net, in one line."""
+    detail = str(err).strip().splitlines()[-1].strip()
+    return CheckpointError(
+        f"{path}: weights do not fit model {model_cfg.get('name')!r}: {detail}", "other_model"
+    )
+
+
+def check_keys_fit(path: Path, model_cfg: dict[str, Any], bad_keys: list[str]) -> None:
+    """Refuse weights whose names the rebuilt net does not have, or that leave some of it unset."""
+    if bad_keys:
+        raise CheckpointError(
+            f"{path}: weights do not fit model {model_cfg.get('name')!r}: {len(bad_keys)} mismatched keys, "
+            f"e.g. {', '.join(bad_keys[:4])}",
+            "other_model",
+        )
+
+
 def load_model(path: str | Path) -> LoadedModel:
     """Rebuild the checkpoint's net (EMA weights when the run used EMA) in eval mode on the CPU; a
     cifar-export bundle (``.safetensors`` or its folder) is read by ``bundle.read_bundle``."""
@@ -283,23 +311,12 @@ def load_model(path: str | Path) -> LoadedModel:
         if k.startswith("net.")
     }
     num_classes = _num_classes(path, state, hparams)
-    name = config["model"].get("name")
-    try:
-        net = build_net(config["model"], num_classes, pretrained=False)
-    except ConfigError as err:
-        raise CheckpointError(f"{path}: cannot rebuild its model {name!r}: {err}", "other_model") from None
+    net = rebuild_net(path, config["model"], num_classes)
     try:
         result = net.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shape mismatches
-        detail = str(err).strip().splitlines()[-1].strip()
-        raise CheckpointError(f"{path}: weights do not fit model {name!r}: {detail}", "other_model") from None
-    if result.missing_keys or result.unexpected_keys:
-        bad = [*result.missing_keys, *result.unexpected_keys]
-        raise CheckpointError(
-            f"{path}: weights do not fit model {name!r}: {len(bad)} mismatched keys, "
-            f"e.g. {', '.join(bad[:4])}",
-            "other_model",
-        )
+        raise weights_do_not_fit(path, config["model"], err) from None
+    check_keys_fit(path, config["model"], [*result.missing_keys, *result.unexpected_keys])
     net.eval()
     info = hparams.get("data_info") or {}
     data_cfg = config.get("data") or {}

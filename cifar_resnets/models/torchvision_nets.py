@@ -80,8 +80,8 @@ class TorchvisionResNet(FreezableBackbone, ResNet):
             self.maxpool = nn.Identity()
         features = self.fc.in_features
         if head == "mlp256":
-            # Seed 002 (Question 3): GAP (done by self.avgpool) -> Dense(256, relu) -> Dense(classes).
-            # The seed has no dropout; head_dropout (default 0) is kept as a slot so checkpoints of
+            # The Keras optimizer grid's head: GAP (self.avgpool) -> Dense(256, relu) -> Dense(classes).
+            # That grid has no dropout; head_dropout (default 0) is kept as a slot so checkpoints of
             # both settings share key names (fc.0.*, fc.3.*).
             self.fc = nn.Sequential(
                 nn.Linear(features, 256),
