@@ -168,6 +168,8 @@ RULES: dict[str, Rule] = {
     # logger
     "logger.tensorboard.flush_secs": POSITIVE,
     "logger.tensorboard.default_hp_metric": Flag(),
+    "logger.csv.flush_logs_every_n_steps": POSITIVE_INT,
+    "logger.mlflow.log_model": Choice((False, True, "all")),
     # module: the LightningModule
     "module.label_smoothing": FRACTION,
     "module.weight_decay_bn_bias": Flag(),
