@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import socket
+from urllib.error import URLError
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ import yaml
 from cifar_resnets.config.resources import conf_dir
 from cifar_resnets.data.cifar import CIFARDataModule, DataConfigError
 from cifar_resnets.data.cifar_files import (
+    CIFARDownloadError,
     CIFARFileError,
     CIFARNotFoundError,
     UnsafePickleError,
@@ -100,6 +103,29 @@ def test_missing_root_names_full_path_and_fix(tmp_path):
     assert str((tmp_path / "nowhere" / "cifar-10-batches-py").resolve()) in message
     assert "data.root=" in message and "data.download=true" in message
     assert isinstance(err.value, FileNotFoundError) and isinstance(err.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        URLError(socket.gaierror(-2, "Name or service not known")),
+        RuntimeError("File not found or corrupted."),
+    ],
+    ids=["offline", "bad-md5"],
+)
+def test_a_failed_download_is_one_line_that_says_what_to_do(tmp_path, monkeypatch, failure):
+    """Offline (CI, a cluster node) or a changed archive: one user error, not torchvision's trace."""
+    import torchvision.datasets.utils as tv_utils
+
+    def fail(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(tv_utils, "download_and_extract_archive", fail)
+    with pytest.raises(CIFARDownloadError) as err:
+        load_cifar(tmp_path, "cifar10", download=True)
+    message = str(err.value)
+    assert "\n" not in message and "cifar-10-python.tar.gz" in message
+    assert "check the internet connection" in message and "data.root=" in message
 
 
 def test_missing_batch(cifar_copy):

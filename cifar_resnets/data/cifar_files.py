@@ -69,6 +69,10 @@ class CIFARNotFoundError(CIFARFileError, FileNotFoundError):
     """The dataset folder or one of its files does not exist."""
 
 
+class CIFARDownloadError(CIFARFileError):
+    """The official archive could not be fetched (no network, a proxy, a changed file)."""
+
+
 class UnsafePickleError(CIFARFileError):
     """The pickle asks for a callable a CIFAR file never contains (e.g. `os.system`)."""
 
@@ -307,7 +311,15 @@ def ensure_cifar(root: str | Path, name: str, download: bool = False) -> Path:
         # torchvision's downloader checks the official MD5 of the archive before extracting it.
         from torchvision.datasets.utils import download_and_extract_archive
 
-        download_and_extract_archive(spec.url, download_root=str(root), md5=spec.md5)
+        try:
+            download_and_extract_archive(spec.url, download_root=str(root), md5=spec.md5)
+        except (OSError, RuntimeError) as err:  # URLError is an OSError; a bad MD5 a RuntimeError
+            reason = str(getattr(err, "reason", err)).strip().splitlines()[0]
+            raise CIFARDownloadError(
+                f"could not download {spec.title} from {spec.url} ({reason}); check the internet "
+                f"connection, or put {spec.folder} under a folder and set data.root=<that folder> "
+                "(or CIFAR_DATA)"
+            ) from err
         return root / spec.folder
     raise CIFARNotFoundError(problem)
 
