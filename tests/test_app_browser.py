@@ -178,10 +178,17 @@ def test_the_app_in_a_browser(served_app, browser, tmp_path: Path) -> None:
     browser.get(url)
     shows("Loaded 1 checkpoint")
     shows("1 checkpoint under")
-    picker = wait.until(
-        ec.presence_of_element_located((By.CSS_SELECTOR, "[data-testid='stMultiSelect']"))
-    ).text
-    assert str(checkpoint.relative_to(checkpoint.parents[4])) in picker and "broken" not in picker
+    # The picker draws its chips after the page's first text: wait for them, reading the DOM's text
+    # (Selenium's .text is empty for an element it judges hidden, e.g. while the sidebar animates).
+    preselected = str(checkpoint.relative_to(checkpoint.parents[4]))
+    picker_css = "[data-testid='stMultiSelect']"
+
+    def picker_text(driver) -> str:
+        found = driver.find_elements(By.CSS_SELECTOR, picker_css)
+        return found[0].get_attribute("textContent") if found else ""
+
+    wait.until(lambda driver: preselected in picker_text(driver))
+    assert "broken" not in picker_text(browser)
     assert refusal(broken.resolve()) in body()
     assert "Pick at least one checkpoint" not in body()
 
