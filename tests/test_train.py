@@ -66,30 +66,17 @@ def test_cli_writes_the_run_folder(synthetic_cifar10: Path, tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_resumed_run_ends_like_an_uninterrupted_one(synthetic_cifar10: Path, tmp_path: Path) -> None:
+    """A finished 1-epoch run extended to 3 epochs ends like the 3-epoch run (in process: the CLI's
+    resume paths are run as subprocesses by tests/test_resume_faults.py and tests/test_reliability.py)."""
     # A constant lr makes the 1-epoch run the first epoch of the 3-epoch one; EMA state must resume too.
     common = tiny_overrides(
         synthetic_cifar10, **{"trainer.deterministic": True, "schedule": "constant", "callbacks": "ema"}
     )
-    common.append("callbacks.progress_bar=null")
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
-    run_cli(
-        "cifar_resnets.cli.train",
-        [*common, "trainer.max_epochs=3", f"hydra.run.dir={straight}"],
-        cwd=tmp_path,
-    )
-    # The same run stopped after its first epoch, then resumed with the full length.
-    run_cli(
-        "cifar_resnets.cli.train",
-        [*common, "trainer.max_epochs=1", f"hydra.run.dir={interrupted}"],
-        cwd=tmp_path,
-    )
+    a = train(compose_train([*common, "trainer.max_epochs=3"], output_dir=straight))
+    train(compose_train([*common, "trainer.max_epochs=1"], output_dir=interrupted))
     last = interrupted / "checkpoints" / "last.ckpt"
-    run_cli(
-        "cifar_resnets.cli.train",
-        [*common, "trainer.max_epochs=3", f"ckpt_path={last}", f"hydra.run.dir={interrupted}"],
-        cwd=tmp_path,
-    )
-    a, b = read_metrics(straight), read_metrics(interrupted)
+    b = train(compose_train([*common, "trainer.max_epochs=3", f"ckpt_path={last}"], output_dir=interrupted))
     assert a["epochs"] == b["epochs"] == 3
     assert a["steps"] == b["steps"]
     for key in ("test/acc", "test/loss", "val/acc", "val/loss"):
