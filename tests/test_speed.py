@@ -213,7 +213,7 @@ def test_compiled_net_trains_like_the_eager_one(synthetic_cifar10, tmp_path, aot
     _assert_same_state(eager, compiled)
 
 
-@pytest.mark.slow
+@pytest.mark.inductor
 def test_inductor_compiled_net_trains_like_the_eager_one(synthetic_cifar10, tmp_path):
     """The real inductor backend on the CPU (minutes of compilation on a small machine).
 
