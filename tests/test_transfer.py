@@ -3,16 +3,16 @@
 Fast unit tests check that the CIFAR ResNets take ``weights_path``/``freeze`` like the torchvision nets
 (backbone only, one error naming mismatched layers, frozen BatchNorms). The slow test pretrains a
 ResNet-20 through ``train()`` on the real CIFAR-10 images of classes 0-4, then trains on classes 5-9 with
-few labels starting from that checkpoint, frozen and fine-tuned, against the same runs from random
-weights: the pretrained starts must score clearly higher, and a frozen backbone (weights and BatchNorm
+few labels starting from that checkpoint with its backbone frozen, against the same run from random
+weights: the pretrained start must score clearly higher, and its frozen backbone (weights and BatchNorm
 statistics) must come out bit-identical to the checkpoint.
 
-Measured on 2 CPU cores (seed 0; test accuracy on 2000 of the 5000 test images of the five classes;
-about 95 s wall, 165 CPU seconds for the whole file): pretraining 3 epochs on ~5000 images of classes 0-4
-reaches 60.5% (chance 20%). On classes 5-9 with 250 labels, the same 15-epoch one-cycle SGD recipe:
-frozen backbone, pretrained 58.3% vs random 28.7%; fine-tuned, pretrained 59.5% vs random 53.9%.
-The margins asserted (10 points frozen, 3 fine-tuned) leave slack for other CPUs and library versions.
-With crop+flip in pretraining the 3-epoch backbone was weaker (57.6%; fine-tuned 58.0% vs 53.9%).
+Measured on 2 CPU cores (seed 0; test accuracy on 1000 of the 5000 test images of the five classes):
+pretraining 2 epochs on ~5000 images of classes 0-4 reaches 59.2% (chance 20%). On classes 5-9 with
+250 labels, the same 10-epoch one-cycle SGD recipe with the backbone frozen: pretrained 54.0% vs random
+24.6%. The 10-point margin asserted leaves slack for other CPUs and library versions. Fine-tuning the
+whole net (3-epoch pretraining, 15-epoch recipe) gave 59.5% vs 53.9%: too small a gap to assert at this
+scale. With crop+flip in pretraining the 3-epoch backbone was weaker (57.6%).
 """
 
 from __future__ import annotations
@@ -30,18 +30,18 @@ from cifar_resnets.training.train import train
 
 PRETRAIN_CLASSES = "[0,1,2,3,4]"
 TARGET_CLASSES = "[5,6,7,8,9]"
-PRETRAIN_EPOCHS = 3
+PRETRAIN_EPOCHS = 2
 PRETRAIN_AUGMENT = "none"  # a 3-epoch run learns more without crop+flip (60.5% vs 57.6%)
 FEW_LABELS = 250  # 50 labelled images per target class
 # Few-label recipe, identical for the pretrained and the random start: 5 steps per epoch.
 TARGET_RECIPE = {
     "data.batch_size": 50,
-    "trainer.max_epochs": 15,
+    "trainer.max_epochs": 10,
     "schedule": "onecycle",
     "optim.lr": 0.02,
 }
-# Pretrained starts must beat their random twins by at least this much test accuracy.
-MARGIN = {"backbone": 0.10, "none": 0.03}
+# A frozen pretrained backbone must beat a frozen random one by at least this much test accuracy.
+MARGIN = 0.10
 
 
 # ---------------------------------------------------------------- unit: CifarResNet transfer
@@ -108,7 +108,7 @@ def _overrides(root: Path, **extra: object) -> list[str]:
         "model": "resnet20",
         "data.val_size": 0,
         "data.eval_batch_size": 500,
-        "trainer.limit_test_batches": 4,  # 2000 of the 5000 test images of the five classes
+        "trainer.limit_test_batches": 2,  # 1000 of the 5000 test images of the five classes
         "trainer.log_every_n_steps": 10,
     }
     base.update(extra)
@@ -160,24 +160,19 @@ def _target_run(root: Path, out: Path, weights_path: Path | None, freeze: str) -
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("freeze", ["backbone", "none"])
 def test_pretrained_backbone_beats_random_weights(
-    pretrained: Path, real_cifar10: Path, tmp_path: Path, freeze: str
+    pretrained: Path, real_cifar10: Path, tmp_path: Path
 ) -> None:
-    transfer = _target_run(real_cifar10, tmp_path / "transfer", pretrained, freeze)
-    scratch = _target_run(real_cifar10, tmp_path / "scratch", None, freeze)
+    transfer = _target_run(real_cifar10, tmp_path / "transfer", pretrained, "backbone")
+    scratch = _target_run(real_cifar10, tmp_path / "scratch", None, "backbone")
     print(
-        f"classes 5-9, {FEW_LABELS} labels, freeze={freeze}: pretrained {transfer['test/acc']:.3f} "
+        f"classes 5-9, {FEW_LABELS} labels, frozen backbone: pretrained {transfer['test/acc']:.3f} "
         f"vs random {scratch['test/acc']:.3f}"
     )
-    assert transfer["test/acc"] >= scratch["test/acc"] + MARGIN[freeze], (transfer, scratch)
+    assert transfer["test/acc"] >= scratch["test/acc"] + MARGIN, (transfer, scratch)
 
     before = _net_backbone(pretrained)
     after = _net_backbone(tmp_path / "transfer" / "checkpoints" / "last.ckpt")
     assert before.keys() == after.keys() and any("running_mean" in k for k in before)
-    changed = [k for k in before if not torch.equal(before[k], after[k])]
-    if freeze == "backbone":
-        # Weights, BatchNorm statistics and their batch counters: nothing in the backbone moved.
-        assert changed == []
-    else:
-        assert len(changed) > len(before) // 2
+    # Weights, BatchNorm statistics and their batch counters: nothing in the backbone moved.
+    assert [k for k in before if not torch.equal(before[k], after[k])] == []
