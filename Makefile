@@ -22,16 +22,18 @@ install: $(BIN)/cifar-train
 train: install
 	$(BIN)/cifar-train data.download=true $(ARGS)
 
-# Lint (benchmarks/ included), then the whole test suite (slow end-to-end tests included).
+# Lint (benchmarks/ included), then the whole test suite (slow end-to-end tests included; the inductor
+# compile check runs in test-bench).
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -q $(ARGS)
+	$(BIN)/pytest -q -m "not inductor" $(ARGS)
 
 # cifar-bench and the developer instruments of benchmarks/ (raw loop, host step time, time to accuracy,
 # the GPU scripts' CPU smoke modes): their own target, outside `make test`.
 test-bench: install
 	$(BIN)/pytest -q benchmarks/tests $(ARGS)
+	$(BIN)/pytest -q -m inductor tests $(ARGS)
 
 test-fast: install
 	$(BIN)/pytest -q -m "not slow" $(ARGS)
