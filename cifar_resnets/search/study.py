@@ -118,6 +118,7 @@ class Objective:
     def __call__(self, trial: Any) -> float:
         optuna = import_optuna()
         folder = self.settings.trials_dir / str(trial.number)
+        folder.mkdir(parents=True, exist_ok=True)  # so that train records there why a refused trial failed
         trial.set_user_attr("folder", str(folder))
         values = {key: suggest(trial, key, distribution) for key, distribution in self.space.items()}
         pruning = ValidationPruning(trial, self.settings.metric)
