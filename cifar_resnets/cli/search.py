@@ -81,20 +81,25 @@ def main() -> None:
     """
     from cifar_resnets.config.checks import CheckConfigCallback
 
-    CheckConfigCallback.prog = PROG  # the config checks run as a Hydra callback and name the command
-    sys.argv += _help_overrides(sys.argv[1:])
     global _one_line_errors
-    if os.environ.get("HYDRA_FULL_ERROR") == "1":
-        hydra_app()
-        return
-    os.environ["HYDRA_FULL_ERROR"] = "1"
-    _one_line_errors = True
+    # The config checks run as a Hydra callback and name the command; put back after, for a process
+    # that runs cifar-train next (the tests).
+    prog, CheckConfigCallback.prog = CheckConfigCallback.prog, PROG
+    sys.argv += _help_overrides(sys.argv[1:])
     try:
-        with user_errors(PROG), hydra_errors_in_one_line():
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
             hydra_app()
+            return
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+        _one_line_errors = True
+        try:
+            with user_errors(PROG), hydra_errors_in_one_line():
+                hydra_app()
+        finally:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+            _one_line_errors = False
     finally:
-        os.environ.pop("HYDRA_FULL_ERROR", None)
-        _one_line_errors = False
+        CheckConfigCallback.prog = prog
 
 
 if __name__ == "__main__":
