@@ -173,28 +173,28 @@ def test_a_failing_trial_is_recorded_fail_and_the_search_goes_on(
     folder = tmp_path / "search"
     # The first trial asks for a batch larger than the 256 training images, which the run's config
     # checks refuse; the study is made beforehand only to queue that trial (the search loads it).
-    args = search_args(small_real_cifar10, folder, **{"+search.params.data.batch_size": "'choice(64, 4096)'"})
+    space = {
+        "+search.params.data.batch_size": "'choice(64, 4096)'",
+        "search.n_trials": 2,
+        "trainer.max_epochs": 1,
+    }
+    args = search_args(small_real_cifar10, folder, **space)
     folder.mkdir()
     study = optuna.create_study(
         study_name=STUDY, storage=f"sqlite:///{folder / 'study.db'}", direction="maximize"
     )
     study.enqueue_trial({"data.batch_size": 4096})
     study.enqueue_trial({"data.batch_size": 64})
-    study.enqueue_trial({"data.batch_size": 64})
     caplog.set_level(logging.INFO, logger="cifar_resnets.search")
     search_in_process(args, tmp_path / "worker")
     trials = load_study(folder).trials
-    assert [t.state for t in trials] == [
-        optuna.trial.TrialState.FAIL,
-        optuna.trial.TrialState.COMPLETE,
-        optuna.trial.TrialState.COMPLETE,
-    ]
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE]
     assert "data.batch_size=4096 is larger than the training set" in trials[0].user_attrs["error"]
     assert read_metrics(folder / "trials" / "0")["status"] == "failed"
     assert "trial 0 FAIL: ConfigError: data.batch_size=4096" in caplog.text
-    assert "trial 2 COMPLETE: val/acc=" in caplog.text
+    assert "trial 1 COMPLETE: val/acc=" in caplog.text
     assert json.loads((folder / "best.json").read_text())["trials"] == {
-        "complete": 2,
+        "complete": 1,
         "fail": 1,
         "pruned": 0,
         "running": 0,
