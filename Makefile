@@ -12,7 +12,7 @@ $(BIN)/cifar-train: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH_PINS)
-	$(BIN)/pip install --quiet -e ".[dev,launchers,app,export,tracking]"
+	$(BIN)/pip install --quiet -e ".[dev,launchers,app,export,tracking,search]"
 	touch $@
 
 install: $(BIN)/cifar-train

@@ -40,6 +40,9 @@ from cifar_resnets.config.rules import Choice, Either, Flag, ListOf, Number, Rul
 from cifar_resnets.data.augment_spec import AugmentConfigError, AugmentSpec
 
 GROUPS = ("data", "model", "optim", "schedule", "augment", "trainer", "callbacks", "logger")
+# Groups of whole-config presets (`# @package _global_`, like experiments) that bring keys of their own
+# (search.*): each option is composed on its own, over the defaults.
+PRESET_GROUPS = ("hparams_search",)
 # Every run: a data folder that does not exist, and the CPU (a GPU check needs no GPU to refuse).
 BASE = ["data.root=/nonexistent/cifar", "trainer.accelerator=cpu"]
 
@@ -57,13 +60,17 @@ def leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
 @functools.cache
 def composed_configs() -> tuple[tuple[tuple[str, ...], DictConfig], ...]:
     """Configs that together hold every option of every group: the i-th takes each group's i-th option
-    (composed with ``BASE`` and a run folder, as ``cifar-train`` would compose them)."""
+    (composed with ``BASE`` and a run folder, as ``cifar-train`` would compose them), then one per
+    option of each preset group."""
     options = {g: sorted(p.stem for p in (conf_dir() / g).glob("*.yaml")) for g in GROUPS}
-    out = []
-    for i in range(max(len(o) for o in options.values())):
-        choice = tuple(f"{g}={o[i % len(o)]}" for g, o in options.items())
-        out.append((choice, compose_train([*choice, *BASE, "hydra.run.dir=/nonexistent/run"])))
-    return tuple(out)
+    choices = [
+        tuple(f"{g}={o[i % len(o)]}" for g, o in options.items())
+        for i in range(max(len(o) for o in options.values()))
+    ]
+    choices += [(f"{g}={p.stem}",) for g in PRESET_GROUPS for p in sorted((conf_dir() / g).glob("*.yaml"))]
+    return tuple(
+        (choice, compose_train([*choice, *BASE, "hydra.run.dir=/nonexistent/run"])) for choice in choices
+    )
 
 
 @functools.cache

@@ -58,14 +58,52 @@ def _shrunk_train(args: list[str], index: int) -> list[str]:
     if sweep:  # two values of every swept key, at most two jobs at a time
         args = [re.sub(r"=([^,=]+),([^,]+),.*", r"=\1,\2", a) for a in args]
         args = [re.sub(r"n_jobs=\d+", "n_jobs=2", a) for a in args]
-    overrides = [a for a in args if a != "-m" and not a.startswith(("hydra.", "--"))]
-    first = [re.sub(r"=([^,]*),.*", r"=\1", o) for o in overrides]
+    overrides = [a for a in _without_config_dir(args) if a != "-m" and not a.startswith(("hydra.", "--"))]
+    first = [re.sub(r"=([^,]*),.*", r"=\1", o) for o in overrides] + _config_dir_searchpath(args)
     shrink = smoke_overrides(compose_train(first)) + ["paths.data_dir=data"]
     if sweep:
         shrink.append(f"hydra.sweep.dir=outputs/sweeps/readme{index}")
     elif not any(a.startswith("hydra.run.dir=") for a in args):
         shrink.append(f"hydra.run.dir=outputs/runs/readme{index}")
     return [*args, *shrink]
+
+
+def _without_config_dir(args: list[str]) -> list[str]:
+    """``args`` without ``--config-dir DIR`` (its value is no override)."""
+    out, skip = [], False
+    for arg in args:
+        if skip or arg in ("--config-dir", "-cd"):
+            skip = not skip
+            continue
+        out.append(arg)
+    return out
+
+
+def _config_dir_searchpath(args: list[str]) -> list[str]:
+    """``--config-dir DIR`` as the compose API takes it: the folder on Hydra's search path."""
+    for flag, value in zip(args, args[1:]):
+        if flag in ("--config-dir", "-cd"):
+            return [f"hydra.searchpath=[file://{Path(value).absolute()}]"]
+    return []
+
+
+def _run_search(args: list[str]) -> None:
+    """A search of two trials of a training run shrunk as cifar-train's are, in the search's own folder
+    (so that the README's next line trains its best trial)."""
+    from cifar_resnets.cli.search import main
+    from cifar_resnets.config.compose import compose_train
+    from cifar_resnets.reproduce.plan import smoke_overrides
+
+    shrink = [*smoke_overrides(compose_train(args)), "paths.data_dir=data", "search.n_trials=2"]
+    GlobalHydra.instance().clear()
+    argv, sys.argv = sys.argv, ["cifar-search", *args, *shrink]
+    try:
+        main()
+    except SystemExit as exit_:
+        assert exit_.code in (0, None), f"cifar-search {' '.join(args)} exited with {exit_.code}"
+    finally:
+        sys.argv = argv
+        GlobalHydra.instance().clear()
 
 
 def _run_train(args: list[str]) -> None:
@@ -142,6 +180,8 @@ def _run(command: str, index: int, work: Path) -> None:
     program, *args = shlex.split(command)
     if program == "cifar-train":
         _run_train(_shrunk_train(args, index))
+    elif program == "cifar-search":
+        _run_search(args)
     elif program == "cifar-eval":
         from cifar_resnets.cli.evaluate import main
 

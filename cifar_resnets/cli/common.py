@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from collections.abc import Iterator, Sequence
 
@@ -40,3 +41,15 @@ def keyvalue_to_options(argv: Sequence[str], keys: Sequence[str]) -> list[str]:
         else:
             out.append(token)
     return out
+
+
+def route_lightning_logs() -> None:
+    """Send Lightning's messages through the handlers Hydra set up (the run's log file among them).
+
+    Lightning installs its own handler at import time, before Hydra configures logging, so its
+    messages would miss the run's log file.
+    """
+    lightning_log = logging.getLogger("lightning.pytorch")
+    for handler in list(lightning_log.handlers):
+        lightning_log.removeHandler(handler)
+    lightning_log.propagate = True

@@ -18,7 +18,6 @@ within a second, before torch and Lightning are loaded for the run itself
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 
 import hydra
@@ -26,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from cifar_resnets.cli.common import user_errors
+from cifar_resnets.cli.common import route_lightning_logs, user_errors
 from cifar_resnets.config.compose import hydra_errors_in_one_line
 from cifar_resnets.config.resources import CONF_SEARCH_PATH
 
@@ -42,15 +41,6 @@ def short_name(text: str, limit: int = 120) -> str:
 
 # Used by conf/hydra/default.yaml to name sweep job folders after their overrides.
 OmegaConf.register_new_resolver("cifar_short_name", short_name, replace=True)
-
-
-def _route_lightning_logs() -> None:
-    # Lightning installs its own handler at import time, before Hydra configures logging, so its
-    # messages would miss the run's log file.
-    lightning_log = logging.getLogger("lightning.pytorch")
-    for handler in list(lightning_log.handlers):
-        lightning_log.removeHandler(handler)
-    lightning_log.propagate = True
 
 
 # Hydra prints its own errors (an unknown config option, an override it cannot parse) over several
@@ -75,7 +65,7 @@ def hydra_app(cfg: DictConfig) -> float | None:
     _hydra_reports_from_here_on()
     from cifar_resnets.training.train import train
 
-    _route_lightning_logs()
+    route_lightning_logs()
     # In a sweep, Hydra records a failure and goes on with the other jobs.
     reraise = os.environ.get("HYDRA_FULL_ERROR") == "1" or HydraConfig.get().mode == RunMode.MULTIRUN
     if reraise:

@@ -174,6 +174,18 @@ RULES: dict[str, Rule] = {
     "module.label_smoothing": FRACTION,
     "module.weight_decay_bn_bias": Flag(),
     "module.cuda_graph": TRI_STATE,
+    # search: cifar-search's Optuna study (conf/hparams_search/)
+    "search.study_name": Text(),
+    "search.storage": Text(also={None: "sqlite:///<search.dir>/study.db"}),
+    "search.n_trials": POSITIVE_INT,
+    "search.direction": Choice(("maximize", "minimize")),
+    "search.metric": Text(),
+    "search.heartbeat_interval": POSITIVE_INT,
+    "search.grace_period": POSITIVE_INT,
+    "search.sampler.seed": Number(int, low=0, high=2**32 - 1, also={None: "a fresh seed per worker"}),
+    "search.sampler.n_startup_trials": COUNT,
+    "search.pruner.n_startup_trials": COUNT,
+    "search.pruner.n_warmup_steps": COUNT,
 }
 
 _ABSENT = object()
@@ -433,6 +445,10 @@ def check_data_files(cfg: DictConfig) -> None:
 class CheckConfigCallback(Callback):
     """Runs ``check_config`` before Hydra creates any folder (single runs and sweeps alike)."""
 
+    # The command whose refusals these are; Hydra builds the callback from the config, so a command
+    # that shares cifar-train's config (cifar-search) names itself here before Hydra starts.
+    prog = "cifar-train"
+
     def _check(
         self, config: DictConfig, output_key: str = "hydra.run.dir", swept: tuple[str, ...] = ()
     ) -> None:
@@ -443,14 +459,14 @@ class CheckConfigCallback(Callback):
             # The base config of a sweep lacks the swept values; a mistake they may fix is left to
             # each job's own check (which records it in the job's folder).
             if not any(f"{key}=" in str(err) for key in swept):
-                print(f"cifar-train: error: {err}", file=sys.stderr)
+                print(f"{self.prog}: error: {err}", file=sys.stderr)
                 sys.exit(2)
         try:
             _check_output(config, output_key)
             if not {"data", "data.root", "data.name", "data.download", "paths.data_dir"} & set(swept):
                 check_data_files(config)
         except ConfigError as err:
-            print(f"cifar-train: error: {err}", file=sys.stderr)
+            print(f"{self.prog}: error: {err}", file=sys.stderr)
             sys.exit(2)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
@@ -197,8 +198,12 @@ def cudnn_benchmark(cfg: DictConfig) -> bool:
     return bool(cfg.trainer.get("benchmark") or False)
 
 
-def build_trainer(cfg: DictConfig, **overrides: Any) -> L.Trainer:
-    callbacks = build_callbacks(cfg)
+def build_trainer(
+    cfg: DictConfig, *, extra_callbacks: Sequence[L.Callback] = (), **overrides: Any
+) -> L.Trainer:
+    """The run's Trainer; ``extra_callbacks`` join the configured ones (``cifar-search`` adds its pruning
+    callback, which holds a live Optuna trial and so cannot come from the config)."""
+    callbacks = [*build_callbacks(cfg), *extra_callbacks]
     loggers = build_loggers(cfg)
     if not loggers:  # logger=none: LearningRateMonitor refuses to run without a logger
         callbacks = [c for c in callbacks if not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)]

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
@@ -26,8 +27,12 @@ from cifar_resnets.training.run_folder import RunFolder
 from cifar_resnets.training.run_lock import run_folder_lock
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit, then test the final weights; returns (and writes) the run's metrics."""
+def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
+    """Fit, then test the final weights; returns (and writes) the run's metrics.
+
+    ``extra_callbacks`` join the configured ones: objects built in code, such as ``cifar-search``'s
+    pruning callback, which holds its Optuna trial.
+    """
     folder = RunFolder(cfg.paths.output_dir)
     try:
         check_config(cfg)
@@ -42,7 +47,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         L.seed_everything(cfg.seed, workers=True)
         config = run_config(cfg)
         folder.write_config(config)
-        metrics, trainer = _fit_and_test(cfg, folder)
+        metrics, trainer = _fit_and_test(cfg, folder, extra_callbacks)
         folder.write_metrics(metrics)
         if folder.writes:
             # Hyper-parameters and final metrics in every logger; the curves as a figure that needs no
@@ -52,13 +57,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-def _fit_and_test(cfg: DictConfig, folder: RunFolder) -> tuple[dict[str, Any], L.Trainer]:
+def _fit_and_test(
+    cfg: DictConfig, folder: RunFolder, extra_callbacks: Sequence[L.Callback] = ()
+) -> tuple[dict[str, Any], L.Trainer]:
     trainer: L.Trainer | None = None
     try:
         resume = resume_checkpoint(cfg.ckpt_path, folder)
         datamodule = build_datamodule(cfg)
         module = build_module(cfg, datamodule.num_classes)
-        trainer = build_trainer(cfg)
+        trainer = build_trainer(cfg, extra_callbacks=extra_callbacks)
 
         start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)

@@ -1,0 +1,1 @@
+"""Hyper-parameter search (``cifar-search``): an Optuna study whose trials are the suite's own runs."""
