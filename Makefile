@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 ARGS ?=
 
-.PHONY: install train test test-fast test-bench lint format clean
+.PHONY: install train test test-slow test-bench lint format clean
 
 $(BIN)/cifar-train: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,21 +22,22 @@ install: $(BIN)/cifar-train
 train: install
 	$(BIN)/cifar-train data.download=true $(ARGS)
 
-# Lint (benchmarks/ included), then the whole test suite (slow end-to-end tests included; the inductor
-# compile check runs in test-bench).
+# Lint (benchmarks/ included), then every test but the slow end-to-end runs: a few minutes on 2 cores.
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -q -m "not inductor" $(ARGS)
+	$(BIN)/pytest -q -m "not slow and not inductor" $(ARGS)
+
+# The slow end-to-end runs (tests marked slow): learning on real CIFAR-10, transfer, kills and exact
+# resumes, sweeps and launchers, the wheel installed elsewhere, the README's commands, the app in Chromium.
+test-slow: install
+	$(BIN)/pytest -q -m slow $(ARGS)
 
 # cifar-bench and the developer instruments of benchmarks/ (raw loop, host step time, time to accuracy,
 # the GPU scripts' CPU smoke modes): their own target, outside `make test`.
 test-bench: install
 	$(BIN)/pytest -q benchmarks/tests $(ARGS)
 	$(BIN)/pytest -q -m inductor tests $(ARGS)
-
-test-fast: install
-	$(BIN)/pytest -q -m "not slow" $(ARGS)
 
 lint: install
 	$(BIN)/ruff check .
