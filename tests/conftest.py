@@ -42,10 +42,10 @@ def real_cifar10(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def cifar10_root(request: pytest.FixtureRequest) -> Path:
-    """The real CIFAR-10 copy when it is available, else the synthetic files: for tests that need files
-    in the real format but not real learning, so that they run everywhere."""
+    """The small real CIFAR-10 copy when it is available, else the synthetic files: for tests that need
+    files in the real format but not real learning, so that they run everywhere."""
     try:
-        return request.getfixturevalue("real_cifar10")
+        return request.getfixturevalue("small_real_cifar10")
     except pytest.skip.Exception:
         return request.getfixturevalue("synthetic_cifar10")
 

@@ -47,7 +47,7 @@ def _fresh_environment(root: Path) -> Path:
 
 @pytest.mark.slow
 def test_wheel_installed_elsewhere_trains_evaluates_predicts_and_lists_tables(
-    synthetic_cifar10: Path, tmp_path: Path
+    cifar10_root: Path, tmp_path: Path
 ) -> None:
     wheels = tmp_path / "wheels"
     subprocess.run(
@@ -81,7 +81,7 @@ def test_wheel_installed_elsewhere_trains_evaluates_predicts_and_lists_tables(
     run(
         "cifar-train",
         "trainer=cpu",
-        f"data.root={synthetic_cifar10}",  # files in the real format; the install is checked, not learning
+        f"data.root={cifar10_root}",  # real images (1,000 test) where the offline copy is there
         "data.val_size=100",
         "data.num_train=256",
         "data.batch_size=32",
@@ -93,7 +93,7 @@ def test_wheel_installed_elsewhere_trains_evaluates_predicts_and_lists_tables(
     assert checkpoint.is_file()
     assert "he2016_table6" in run("cifar-reproduce", "--list")
     assert "accuracy" in run("cifar-eval", f"ckpt={checkpoint}", "batch_size=1000").lower()
-    test_batch = synthetic_cifar10 / "cifar-10-batches-py" / "test_batch"
+    test_batch = cifar10_root / "cifar-10-batches-py" / "test_batch"
     run("cifar-predict", "--ckpt", str(checkpoint), "--input", str(test_batch), "--out", "preds.csv")
     images, _ = load_cifar_pickle(test_batch)
     assert len((work / "preds.csv").read_text().splitlines()) == 1 + len(images)
