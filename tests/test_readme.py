@@ -95,12 +95,17 @@ def _run_search(args: list[str]) -> None:
     from cifar_resnets.reproduce.plan import smoke_overrides
 
     shrink = [*smoke_overrides(compose_train(args)), "paths.data_dir=data", "search.n_trials=2"]
+    _run_hydra_main("cifar-search", main, [*args, *shrink])
+
+
+def _run_hydra_main(prog: str, main, args: list[str]) -> None:
+    """A Hydra command's ``main`` in this process, as its console script calls it with ``args``."""
     GlobalHydra.instance().clear()
-    argv, sys.argv = sys.argv, ["cifar-search", *args, *shrink]
+    argv, sys.argv = sys.argv, [prog, *args]
     try:
         main()
     except SystemExit as exit_:
-        assert exit_.code in (0, None), f"cifar-search {' '.join(args)} exited with {exit_.code}"
+        assert exit_.code in (0, None), f"{prog} {' '.join(args)} exited with {exit_.code}"
     finally:
         sys.argv = argv
         GlobalHydra.instance().clear()
@@ -109,15 +114,7 @@ def _run_search(args: list[str]) -> None:
 def _run_train(args: list[str]) -> None:
     from cifar_resnets.cli.train import main
 
-    GlobalHydra.instance().clear()
-    argv, sys.argv = sys.argv, ["cifar-train", *args]
-    try:
-        main()
-    except SystemExit as exit_:
-        assert exit_.code in (0, None), f"cifar-train {' '.join(args)} exited with {exit_.code}"
-    finally:
-        sys.argv = argv
-        GlobalHydra.instance().clear()
+    _run_hydra_main("cifar-train", main, args)
 
 
 def _run_reproduce(args: list[str]) -> None:
