@@ -427,12 +427,12 @@ def test_datamodule_missing_data_message(tmp_path):
         dm.setup("fit")
 
 
-def test_auto_loader_on_cpu_is_the_dataloader(synthetic_cifar10):
+def test_auto_loader_on_cpu_is_the_batched_loader(synthetic_cifar10):
     dm = CIFARDataModule("cifar10", str(synthetic_cifar10), val_size=0, loader="auto")
     dm.setup("fit")
-    assert isinstance(dm.train_dataloader(), torch.utils.data.DataLoader)
-    dm.loader = "gpu"
     assert isinstance(dm.train_dataloader(), GPUBatchLoader)
+    dm.loader = "cpu"
+    assert isinstance(dm.train_dataloader(), torch.utils.data.DataLoader)
 
 
 @pytest.mark.parametrize("loader_kind", ["gpu", "cpu"])

@@ -34,6 +34,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     with user_errors("cifar-eval"):
+        from cifar_resnets.hardware import set_cpu_threads
+
+        set_cpu_threads()  # torch's pool sized to the cores this process may use
         from cifar_resnets.inference.evaluate import evaluate
 
         report = evaluate(

@@ -76,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     with user_errors("cifar-predict"):
         check_method(args.method, args.ckpt, args.tta, args.csv, args.input)
+        from cifar_resnets.hardware import set_cpu_threads
+
+        set_cpu_threads()  # torch's pool sized to the cores this process may use
         from cifar_resnets.inference.methods import predict, predict_csvs
         from cifar_resnets.inference.predictions import write_predictions
 

@@ -2,10 +2,11 @@
 
 `loader="gpu"` keeps each split on the trainer's device and augments batches there (`gpu_loader.py`,
 the fast path; it runs on CPU tensors as well). `loader="cpu"` is a torch DataLoader over the same uint8
-arrays with per-sample torchvision.transforms.v2. `loader="auto"` picks the GPU-resident loader when the
-trainer's root device is CUDA and the DataLoader otherwise. Both paths implement every `augment` key;
-rotation/colour jitter/perspective on the device path share parameters within small image groups (see
-`gpu_loader.DEFAULT_AUG_GROUP`).
+arrays with per-sample torchvision.transforms.v2. `loader="auto"` picks the batched loader on every device:
+on a CPU too it is the faster of the two, and its position in an epoch is saved in checkpoints, so a run
+killed mid-epoch resumes to the same weights (docs/speed.md, docs/reliability.md). Both paths implement
+every `augment` key; rotation/colour jitter/perspective on the batched path share parameters within
+small image groups (see `gpu_loader.DEFAULT_AUG_GROUP`).
 
 `classes` keeps a subset of the classes, relabelled 0..k-1 in the given order (transfer experiments:
 pretrain on classes 0-4, fine-tune on 5-9), and `image_size` resizes the 32x32 images for nets built for
@@ -179,9 +180,7 @@ class CIFARDataModule(L.LightningDataModule):
 
     @property
     def use_gpu_loader(self) -> bool:
-        if self.loader == "auto":
-            return self._device.type == "cuda"
-        return self.loader == "gpu"
+        return self.loader in ("auto", "gpu")
 
     @property
     def steps_per_epoch(self) -> int:

@@ -69,11 +69,16 @@ def tta_views(x: torch.Tensor, tta: str) -> list[torch.Tensor]:
 
 @torch.inference_mode()
 def forward_probs(net: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
-    """Softmax probabilities of one normalised batch, averaged over the TTA views (on x's device)."""
+    """Softmax probabilities of one normalised batch, averaged over the TTA views (on x's device).
+
+    Each view goes in as channels_last: convolutions then run NHWC kernels on GPUs and CPUs alike
+    (docs/speed.md). The weights keep their layout and the arithmetic stays fp32, so every command
+    gives the same probabilities as an exported bundle.
+    """
     views = tta_views(x, tta)
     probs = torch.zeros((), device=x.device)
     for view in views:
-        probs = probs + torch.softmax(net(view).float(), dim=1)
+        probs = probs + torch.softmax(net(view.contiguous(memory_format=torch.channels_last)).float(), dim=1)
     return probs / len(views)
 
 

@@ -79,7 +79,7 @@ class ClassifierModule(L.LightningModule):
             stepped every optimizer step.
         label_smoothing: cross-entropy label smoothing.
         weight_decay_bn_bias: False excludes BatchNorm parameters and biases from weight decay.
-        channels_last: store the net's weights in NHWC (faster convolutions on GPUs).
+        channels_last: store the net's weights in NHWC (faster convolutions on GPUs and CPUs).
         config: the resolved run config, stored in checkpoints so tools can rebuild the net.
     """
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
@@ -102,6 +103,9 @@ def _fit_and_test(
         train_seconds=round(throughput.train_seconds, 2) if throughput else round(fit_seconds, 2),
         train_images_per_second=round(throughput.images_per_second, 1) if throughput else None,
         precision=str(trainer.precision),
+        channels_last=bool(cfg.model.get("channels_last", False)),
+        loader="batched" if getattr(datamodule, "use_gpu_loader", False) else "dataloader",
         device=str(trainer.strategy.root_device),
+        threads=torch.get_num_threads(),
     )
     return metrics, trainer
