@@ -14,6 +14,7 @@ from train_helpers import read_metrics, run_cli, tiny_overrides
 
 from cifar_resnets.config.compose import compose_train
 from cifar_resnets.config.resources import conf_dir
+from cifar_resnets.hardware import cpu_has_native_bf16
 from cifar_resnets.training.build import build_trainer
 from cifar_resnets.training.train import train
 
@@ -37,17 +38,22 @@ def test_train_in_process_returns_metrics(synthetic_cifar10: Path, tmp_path: Pat
     assert metrics["params"] == 269_722  # ResNet-20, option A: the paper's 0.27M
     assert 0.0 <= metrics["test/acc"] <= 1.0 and 0.0 <= metrics["val/acc"] <= 1.0
     assert metrics["train_images_per_second"] > 0
+    # The CPU fast path, as the run records it: bf16 only where the CPU has native BF16 instructions.
+    assert metrics["precision"] == ("bf16-mixed" if cpu_has_native_bf16() else "32-true")
+    assert (metrics["loader"], metrics["channels_last"], metrics["device"]) == ("batched", True, "cpu")
+    assert metrics["threads"] == torch.get_num_threads() >= 1
     assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx(metrics)
 
 
 @pytest.mark.slow
 def test_cli_writes_the_run_folder(synthetic_cifar10: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    run_cli(
+    proc = run_cli(
         "cifar_resnets.cli.train",
         [*tiny_overrides(synthetic_cifar10), f"hydra.run.dir={run_dir}"],
         cwd=tmp_path,
     )
+    assert "litlogger" not in proc.stdout + proc.stderr and "litmodels" not in proc.stdout + proc.stderr
     metrics = read_metrics(run_dir)
     for key in ("test/acc", "val/acc", "epochs", "train_seconds", "train_images_per_second", "params"):
         assert key in metrics, key

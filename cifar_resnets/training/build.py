@@ -29,6 +29,19 @@ from cifar_resnets.training.step_graph import CapturedTrainStep
 log = logging.getLogger(__name__)
 
 
+class _NoServiceTips(logging.Filter):
+    """Drops Lightning's tips that advertise its cloud services (litlogger, litmodels): a run prints what
+    the suite has to say, and Lightning offers no switch for them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in str(record.msg)
+
+
+# rank_zero_info's logger (lightning/pytorch/utilities/rank_zero.py); addFilter keeps one copy.
+_LIGHTNING_RANK_ZERO_LOG = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+_NO_SERVICE_TIPS = _NoServiceTips()
+
+
 def _container(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
 
@@ -234,6 +247,7 @@ def build_trainer(
         # counter" (https://github.com/Lightning-AI/pytorch-lightning/issues/17175).
         kwargs["inference_mode"] = False
     kwargs.update(overrides)
+    _LIGHTNING_RANK_ZERO_LOG.addFilter(_NO_SERVICE_TIPS)
     trainer = instantiate(cfg.trainer, **kwargs, _convert_="all")
     if trainer.strategy.root_device.type == "cpu":
         set_cpu_threads()
