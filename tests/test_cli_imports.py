@@ -1,5 +1,5 @@
 """cifar-eval and cifar-predict as subprocesses: they never import Lightning, and --help and argument
-errors answer before torch is imported."""
+errors of them and of cifar-bench answer before torch is imported."""
 
 from __future__ import annotations
 
@@ -83,6 +83,8 @@ def test_predict_and_eval_never_import_lightning(ckpt: Path, tmp_path: Path) -> 
         ),
         ("cifar_resnets.cli.evaluate", ["tta=sideways", "ckpt=x.ckpt"], 2),
         ("cifar_resnets.cli.evaluate", [], 2),
+        ("cifar_resnets.cli.bench", ["--help"], 0),
+        ("cifar_resnets.cli.bench", ["--model", "resnet7"], 2),
     ],
 )
 def test_help_and_argument_errors_do_not_import_torch(
@@ -93,5 +95,7 @@ def test_help_and_argument_errors_do_not_import_torch(
     assert "torch" not in top_level(modules), sorted(m for m in modules if m.startswith("torch"))[:5]
     if code == 2:
         assert (
-            proc.stderr.strip().splitlines()[-1].startswith(("cifar-predict: error:", "cifar-eval: error:"))
+            proc.stderr.strip()
+            .splitlines()[-1]
+            .startswith(("cifar-predict: error:", "cifar-eval: error:", "cifar-bench: error:"))
         )

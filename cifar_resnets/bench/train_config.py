@@ -6,15 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
-
-import torch
-from omegaconf import DictConfig
+from typing import TYPE_CHECKING, Any
 
 from cifar_resnets.bench.results import BenchError
-from cifar_resnets.config.compose import compose_train
 from cifar_resnets.config.resources import conf_dir
 from cifar_resnets.errors import UserError
+
+if TYPE_CHECKING:  # torch, Hydra and OmegaConf load when a measurement starts: --help answers at once
+    from omegaconf import DictConfig
 
 REFERENCE_WARMUP = 20  # untimed steps of the reference loop: its DataLoader workers start there
 
@@ -45,6 +44,8 @@ def measured_config(
     root: Path, model: str, batch_size: int, total_steps: int, extra: Iterable[str], output_dir: Path
 ) -> DictConfig:
     """The composed config of one measurement (``extra``: cifar-train overrides on top)."""
+    from cifar_resnets.config.compose import compose_train
+
     return compose_train([*bench_overrides(root, model, batch_size, total_steps), *extra], output_dir)
 
 
@@ -52,6 +53,7 @@ def checked_config(extra: list[str], base: list[str], output_dir: Path) -> DictC
     """The config with the ``--override`` values, composed and checked as cifar-train checks its own
     (``check_config``) once before any measurement, so that a typo costs no run."""
     from cifar_resnets.config.checks import check_config
+    from cifar_resnets.config.compose import compose_train
 
     try:
         cfg = compose_train([*base, *extra], output_dir)
@@ -63,6 +65,8 @@ def checked_config(extra: list[str], base: list[str], output_dir: Path) -> DictC
 
 def describe_run(cfg: Any, loader: str, step_graph: Any) -> str:
     """The settings a measurement ran with, for the table's notes column."""
+    import torch
+
     from cifar_resnets.training.build import CUDA_GRAPH_MODES, compile_mode
 
     graph = "off"

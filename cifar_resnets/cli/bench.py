@@ -21,21 +21,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from cifar_resnets.bench.data import prepare_data
-from cifar_resnets.bench.device import device_name
-from cifar_resnets.bench.reference_loop import reference_path
 from cifar_resnets.bench.results import PATHS, Result, check_json_target, format_table, write_json
-from cifar_resnets.bench.table6 import time_to_table
-from cifar_resnets.bench.train_config import (
-    REFERENCE_WARMUP,
-    bench_overrides,
-    checked_config,
-    default_warmup,
-    model_config_names,
-)
-from cifar_resnets.bench.train_path import train_path
+from cifar_resnets.bench.train_config import REFERENCE_WARMUP, bench_overrides, model_config_names
 from cifar_resnets.cli.common import user_errors
 
 
@@ -81,6 +68,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    # torch and the training stack load here, after the arguments are parsed: --help answers at once.
+    import torch
+
+    from cifar_resnets.bench.data import prepare_data
+    from cifar_resnets.bench.device import device_name
+    from cifar_resnets.bench.reference_loop import reference_path
+    from cifar_resnets.bench.table6 import time_to_table
+    from cifar_resnets.bench.train_config import checked_config, default_warmup
+    from cifar_resnets.bench.train_path import train_path
+
     check_json_target(args.json)
     report: dict[str, Any] = {"device": device_name(), "torch": torch.__version__, "results": []}
 
