@@ -102,8 +102,9 @@ def test_bad_config_exits_2_with_one_line_and_no_folder(
 
 def test_unknown_option_lists_the_valid_ones(tmp_path: Path, monkeypatch, capsys) -> None:
     code, lines = run_main(["optim=nope", f"hydra.run.dir={tmp_path / 'run'}"], monkeypatch, capsys)
-    assert code == 2 and lines == ["cifar-train: error: optim=nope is not a config of optim; choose one of "
-                                   "adam, adamw, rmsprop, sgd"], lines  # fmt: skip
+    options = "adam, adamw, cbam_sgd, imagenet_subset_adam, keras_sgd, onecycle_sgd, rmsprop, sgd"
+    expected = f"cifar-train: error: optim=nope is not a config of optim; choose one of {options}"
+    assert code == 2 and lines == [expected], lines
 
 
 def test_missing_config_dir(tmp_path: Path, monkeypatch, capsys) -> None:
