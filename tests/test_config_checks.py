@@ -93,6 +93,8 @@ BAD_CONFIGS = [
     ("+optim.lrr=0.5", "optim.lrr"),
     ("+model.widht=2", "model.widht"),
     ("+callbacks.checkpoint.save_lst=true", "callbacks.checkpoint.save_lst"),
+    # An MLflow store that cannot be made: its folder would be below a file.
+    ("logger=mlflow logger.mlflow.tracking_uri=sqlite:////dev/null/mlflow.db", "logger.mlflow.tracking_uri"),
 ]
 
 
