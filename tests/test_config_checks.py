@@ -89,6 +89,7 @@ BAD_CONFIGS = [
     ("trainer.accelerator=tpu", "trainer.accelerator=tpu"),
     ("trainer.accelerator=tpuu", "trainer.accelerator='tpuu'"),
     ("trainer.strategy=dpp", "trainer.strategy='dpp'"),
+    ("trainer.devices=[0,1]", "trainer.devices=[0, 1] does not fit trainer.accelerator=cpu"),
     # A key no code reads, added with + (the constructor's signature says what it takes).
     ("+optim.lrr=0.5", "optim.lrr"),
     ("+model.widht=2", "model.widht"),

@@ -398,9 +398,9 @@ def _check_gpus(cfg: DictConfig) -> None:
 
 
 def _check_trainer_flags(cfg: DictConfig) -> None:
-    """``trainer.accelerator``, ``strategy`` and ``precision`` as Lightning's Trainer reads them: asked of
-    Lightning's own registries and of the precision parser its Trainer calls, so the two never disagree.
-    (``gpu``/``cuda`` and the device count: ``_check_gpus``.)"""
+    """``trainer.accelerator``, ``devices``, ``strategy`` and ``precision`` as Lightning's Trainer reads
+    them: asked of Lightning's own registries, its accelerators' device parsers and the precision parser
+    its Trainer calls, so the two never disagree. (``gpu``/``cuda`` and the GPU count: ``_check_gpus``.)"""
     if _get(cfg, "trainer") is None:
         return
     from lightning.fabric.connector import _convert_precision_to_unified_args  # the Trainer's parser
@@ -419,6 +419,15 @@ def _check_trainer_flags(cfg: DictConfig) -> None:
             f"trainer.accelerator={accelerator} but this machine has no {accelerator} device; "
             "use trainer.accelerator=auto or cpu"
         )
+    devices = _get(cfg, "trainer.devices", "auto")
+    if accelerator in names and not among(devices, ["auto", -1]):  # auto/gpu: Lightning picks at run time
+        try:
+            AcceleratorRegistry[accelerator]["accelerator"].parse_devices(devices)
+        except Exception as err:  # noqa: BLE001 - Lightning's TypeError/ValueError/MisconfigurationException
+            reason = str(err).strip().splitlines()[0]
+            raise ConfigError(
+                f"trainer.devices={show(devices)} does not fit trainer.accelerator={accelerator}: {reason}"
+            ) from None
     strategy = _get(cfg, "trainer.strategy", "auto")
     strategies = StrategyRegistry.available_strategies()
     if not (isinstance(strategy, str) and strategy.lower() in ("auto", *strategies)):
