@@ -181,3 +181,17 @@ def test_export_onto_the_bundle_it_reads_is_refused(ckpt: Path, tmp_path: Path, 
     err = _one_line_error(capsys, "cifar-predict", [*argv, "--out", str(bundle / "model.json")])
     assert "would overwrite the input" in err, err
     assert file_hashes(bundle) == before
+
+
+def test_export_no_space_left_is_one_line(
+    ckpt: Path, tmp_path: Path, capsys, monkeypatch, file_hashes
+) -> None:
+    pytest.importorskip("safetensors")
+    before = file_hashes(ckpt)
+    monkeypatch.setattr(outputs.os, "fsync", _disk_full)
+    out = tmp_path / "bundle"
+    err = _one_line_error(capsys, "cifar-export", ["--ckpt", str(ckpt), "--out", str(out), "--no-onnx"])
+    assert err.startswith(f"cifar-export: error: cannot write {out / 'model.safetensors'}: no space left"), (
+        err
+    )
+    assert file_hashes(ckpt) == before and list(out.iterdir()) == []
