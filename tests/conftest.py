@@ -98,3 +98,34 @@ def tiny_real_run(tmp_path_factory, small_real_cifar10: Path) -> Path:
     )
     train(compose_train(overrides, output_dir=run_dir))
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic_ckpt(tmp_path_factory, synthetic_cifar10: Path) -> Path:
+    """``last.ckpt`` of a depth-8 ResNet trained one epoch of 256 synthetic images, no logger, once per
+    session: the checkpoint that the tests of refused outputs and inputs read (seconds on a CPU)."""
+    from train_helpers import tiny_overrides
+
+    from cifar_resnets.config.compose import compose_train
+    from cifar_resnets.training.train import train
+
+    run_dir = tmp_path_factory.mktemp("tiny_synthetic_run")
+    overrides = tiny_overrides(
+        synthetic_cifar10, **{"model.depth": 8, "schedule": "constant", "logger": "none"}
+    )
+    train(compose_train(overrides, output_dir=run_dir))
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
+def _file_hashes(*paths: Path) -> dict[str, str]:
+    import hashlib
+
+    files = [f for p in paths for f in ([p] if p.is_file() else sorted(p.rglob("*"))) if f.is_file()]
+    return {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+
+@pytest.fixture
+def file_hashes():
+    """``file_hashes(*paths)``: SHA-256 of every file at or below ``paths`` (equal before and after: a
+    command changed nothing there)."""
+    return _file_hashes

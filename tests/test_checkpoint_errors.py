@@ -102,13 +102,17 @@ def test_written_by_another_program(content: dict, tmp_path: Path) -> None:
     assert kind == "foreign" and "a Python pickle of plain values" in message
 
 
-@pytest.mark.parametrize("writer", ["torch.save", "torch.save legacy", "pickle.dump"])
+@pytest.mark.parametrize(
+    "writer", ["torch.save", "torch.save legacy", "pickle.dump", "pickle protocol 0", "pickle protocol 1"]
+)
 def test_code_is_refused_and_never_run(tmp_path: Path, writer: str) -> None:
     marker = tmp_path / "marker"
     path = tmp_path / "code.ckpt"
     payload = {"state_dict": {}, "hyper_parameters": {"config": _Touch(marker)}}
     if writer == "pickle.dump":
         path.write_bytes(pickle.dumps(payload))
+    elif writer.startswith("pickle protocol"):  # no header: the opcodes alone say it is a pickle
+        path.write_bytes(pickle.dumps(payload, protocol=int(writer[-1])))
     else:
         torch.save(payload, path, _use_new_zipfile_serialization=writer == "torch.save")
     kind, message = _kind(path)
@@ -164,3 +168,53 @@ def test_the_command_lines_print_the_same_one_line(ckpt: Path, tmp_path: Path, c
         assert _one_line(capsys, predict_main, predict_args, "cifar-predict").endswith(str(err.value))
         assert _one_line(capsys, eval_main, [f"ckpt={path}"], "cifar-eval").endswith(str(err.value))
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_a_config_edited_to_a_net_of_the_same_shapes_is_refused(content: dict, tmp_path: Path) -> None:
+    """ResNet and plain net of one depth share every weight name and shape: the stored fingerprint tells."""
+    assert content["hyper_parameters"]["model_fingerprint"]
+    kind, message = _kind(_with_model(content, tmp_path / "plain.ckpt", residual=False, name="plain8"))
+    assert kind == "other_model" and "is not the one its weights were trained with" in message
+    # Checkpoints written before fingerprints were stored are read as they are.
+    old = dict(content, hyper_parameters=dict(content["hyper_parameters"]))
+    del old["hyper_parameters"]["model_fingerprint"]
+    torch.save(old, tmp_path / "old.ckpt")
+    assert load_model(tmp_path / "old.ckpt").num_classes == 10
+
+
+def _with_hparams(content: dict, path: Path, **changes) -> Path:
+    changed = dict(content, hyper_parameters=json.loads(json.dumps(content["hyper_parameters"])))
+    for key, value in changes.items():
+        target = changed["hyper_parameters"]
+        *parents, last = key.split("__")
+        for parent in parents:
+            target = target[parent]
+        target[last] = value
+    torch.save(changed, path)
+    return path
+
+
+EDITED_HPARAMS = [
+    ({"num_classes": "ten"}, "hyper_parameters.num_classes='ten' must be an integer >= 2"),
+    ({"data_info__std": [0, 0, 0]}, "hyper_parameters.data_info.std=[0, 0, 0] must be a list of 3 items"),
+    ({"data_info__mean": [0.5, 0.5]}, "hyper_parameters.data_info.mean=[0.5, 0.5] must be a list of 3 items"),
+    ({"data_info__image_size": 0}, "hyper_parameters.data_info.image_size=0 must be an integer >= 8"),
+    (
+        {"data_info__classes": ["cat", "dog"]},
+        "hyper_parameters.data_info.classes=['cat', 'dog'] must be a list of 10",
+    ),
+    ({"data_info": ["x"]}, "hyper_parameters.data_info is not a mapping"),
+]
+
+
+@pytest.mark.parametrize("changes,line", EDITED_HPARAMS, ids=[str(c) for c, _ in EDITED_HPARAMS])
+def test_edited_hyper_parameters_are_one_line(
+    content: dict, tmp_path: Path, capsys, changes: dict, line: str, file_hashes
+) -> None:
+    path = _with_hparams(content, tmp_path / "edited.ckpt", **changes)
+    np.save(tmp_path / "x.npy", np.zeros((1, 32, 32, 3), np.uint8))
+    before = file_hashes(tmp_path)
+    argv = ["--ckpt", str(path), "--input", str(tmp_path / "x.npy"), "--out", str(tmp_path / "p.csv")]
+    err = _one_line(capsys, predict_main, argv, "cifar-predict")
+    assert f"{path}: {line}" in err and "edited or damaged" in err, err
+    assert file_hashes(tmp_path) == before

@@ -84,6 +84,18 @@ BAD_CONFIGS = [
     ("+optim.lr=0.1", "optim.lr"),
     ("~optim.nope", "optim.nope"),
     ("a=b=c=[", "a=b=c=["),
+    # Lightning's Trainer flags, judged by Lightning's own registries and precision parser.
+    ("trainer.precision=17", "trainer.precision=17"),
+    ("trainer.accelerator=tpu", "trainer.accelerator=tpu"),
+    ("trainer.accelerator=tpuu", "trainer.accelerator='tpuu'"),
+    ("trainer.strategy=dpp", "trainer.strategy='dpp'"),
+    ("trainer.devices=[0,1]", "trainer.devices=[0, 1] does not fit trainer.accelerator=cpu"),
+    # A key no code reads, added with + (the constructor's signature says what it takes).
+    ("+optim.lrr=0.5", "optim.lrr"),
+    ("+model.widht=2", "model.widht"),
+    ("+callbacks.checkpoint.save_lst=true", "callbacks.checkpoint.save_lst"),
+    # An MLflow store that cannot be made: its folder would be below a file.
+    ("logger=mlflow logger.mlflow.tracking_uri=sqlite:////dev/null/mlflow.db", "logger.mlflow.tracking_uri"),
 ]
 
 
@@ -102,8 +114,9 @@ def test_bad_config_exits_2_with_one_line_and_no_folder(
 
 def test_unknown_option_lists_the_valid_ones(tmp_path: Path, monkeypatch, capsys) -> None:
     code, lines = run_main(["optim=nope", f"hydra.run.dir={tmp_path / 'run'}"], monkeypatch, capsys)
-    assert code == 2 and lines == ["cifar-train: error: optim=nope is not a config of optim; choose one of "
-                                   "adam, adamw, rmsprop, sgd"], lines  # fmt: skip
+    options = "adam, adamw, cbam_sgd, imagenet_subset_adam, keras_sgd, onecycle_sgd, rmsprop, sgd"
+    expected = f"cifar-train: error: optim=nope is not a config of optim; choose one of {options}"
+    assert code == 2 and lines == [expected], lines
 
 
 def test_missing_config_dir(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -223,3 +236,78 @@ def test_num_train_larger_than_the_files_on_disk(tmp_path: Path, monkeypatch, ca
 
 def test_good_config_passes_the_checks(synthetic_cifar10: Path) -> None:
     check_config(compose_train(tiny_overrides(synthetic_cifar10)))
+
+
+MISTYPED_KEYS = [
+    ("optim.lrr=0.5", "optim.lrr is not a key of optim; did you mean optim.lr?"),
+    ("+optim.lrr=0.5", "optim.lrr is not a setting of SGD; did you mean optim.lr?"),
+    ("seeed=1", "seeed is not a key of the config; did you mean seed?"),
+    ("trainer.max_epoch=3", "trainer.max_epoch is not a key of trainer; did you mean trainer.max_epochs?"),
+    (
+        "optim=adam +optim.momentum=0.9",
+        "optim.momentum is not a setting of Adam; the keys there are: amsgrad",
+    ),
+    # An argument the config leaves at its default: adding it is the answer.
+    (
+        "trainer.fast_dev_run=true",
+        "trainer.fast_dev_run is not set in trainer; add it with +trainer.fast_dev_run=...",
+    ),
+]
+
+
+@pytest.mark.parametrize("override,line", MISTYPED_KEYS, ids=[m[0] for m in MISTYPED_KEYS])
+def test_a_mistyped_key_gets_the_nearest_one(
+    tmp_path: Path, override: str, line: str, monkeypatch, capsys
+) -> None:
+    """Never Hydra's advice ``+optim.lrr=0.5``, which would run and ignore the value."""
+    run_dir = tmp_path / "run"
+    args = [*tiny_overrides(tmp_path / "no-data"), *override.split(), f"hydra.run.dir={run_dir}"]
+    code, lines = run_main(args, monkeypatch, capsys)
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"cifar-train: error: {line}"), lines
+    assert not run_dir.exists()
+
+
+def test_trainer_flags_refused_as_typed(tmp_path: Path) -> None:
+    """``cifar-train trainer.precision=17`` as a subprocess: one line, exit 2, no run folder."""
+    run_dir = tmp_path / "run"
+    args = [*tiny_overrides(tmp_path / "no-data"), "trainer.precision=17", f"hydra.run.dir={run_dir}"]
+    proc = run_cli("cifar_resnets.cli.train", args, cwd=tmp_path, check=False)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "cifar-train: error: trainer.precision=17: Precision 17 is invalid"
+    )
+    assert not run_dir.exists()
+
+
+def _corrupt_store(path: Path) -> None:
+    path.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 8)
+
+
+def _readonly_store(path: Path) -> None:
+    import sqlite3
+
+    sqlite3.connect(path).close()
+    path.chmod(0o444)
+
+
+@pytest.mark.parametrize("make", [_corrupt_store, _readonly_store], ids=["corrupt", "read-only"])
+def test_an_unusable_mlflow_store_is_refused_before_the_run_folder(
+    tmp_path: Path, make, monkeypatch, capsys
+) -> None:
+    store = tmp_path / "mlflow.db"
+    make(store)
+    if make is _readonly_store and os.access(store, os.W_OK):
+        pytest.skip("root writes into read-only files")
+    before = store.read_bytes()
+    run_dir = tmp_path / "run"
+    args = [
+        *tiny_overrides(tmp_path / "no-data"),
+        "logger=mlflow",
+        f"logger.mlflow.tracking_uri=sqlite:///{store}",
+        f"hydra.run.dir={run_dir}",
+    ]
+    code, lines = run_main(args, monkeypatch, capsys)
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"cifar-train: error: logger.mlflow.tracking_uri=sqlite:///{store}: {store} ")
+    assert not run_dir.exists() and store.read_bytes() == before

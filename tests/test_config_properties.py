@@ -59,14 +59,12 @@ def leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 @functools.cache
 def composed_configs() -> tuple[tuple[tuple[str, ...], DictConfig], ...]:
-    """Configs that together hold every option of every group: the i-th takes each group's i-th option
+    """Configs that together hold every option of every group: one per option, over the defaults
     (composed with ``BASE`` and a run folder, as ``cifar-train`` would compose them), then one per
-    option of each preset group."""
+    option of each preset group. One option at a time: a recipe's own option (He et al.'s steps) need
+    not fit another recipe's (a 5,000-image sample)."""
     options = {g: sorted(p.stem for p in (conf_dir() / g).glob("*.yaml")) for g in GROUPS}
-    choices = [
-        tuple(f"{g}={o[i % len(o)]}" for g, o in options.items())
-        for i in range(max(len(o) for o in options.values()))
-    ]
+    choices = [(f"{g}={o}",) for g, opts in options.items() for o in opts]
     choices += [(f"{g}={p.stem}",) for g in PRESET_GROUPS for p in sorted((conf_dir() / g).glob("*.yaml"))]
     return tuple(
         (choice, compose_train([*choice, *BASE, "hydra.run.dir=/nonexistent/run"])) for choice in choices

@@ -360,3 +360,27 @@ def test_summary_lists_the_first_skipped_entries_and_counts_the_rest() -> None:
     assert lines[1] == f"skipped {SHOWN_SKIPPED + 5} entries of the input:"
     assert lines[2 : 2 + SHOWN_SKIPPED] == [f"  {i}: {r}" for i, r in skipped[:SHOWN_SKIPPED]]
     assert lines[2 + SHOWN_SKIPPED] == "  ... and 5 more"
+
+
+def test_one_image_file_is_predicted(ckpt: Path, test_batch: Path, tmp_path: Path, capsys) -> None:
+    """An image file as --input is predicted alone, whatever its name says (the content decides)."""
+    images, _ = load_cifar_pickle(test_batch)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(images[0].transpose(1, 2, 0)).save(photo)
+    renamed = tmp_path / "photo.dat"
+    renamed.write_bytes(photo.read_bytes())
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "photo.png").write_bytes(photo.read_bytes())
+    expected = predict(folder, [ckpt], "plain", device="cpu")
+    for path in (photo, renamed):
+        out = tmp_path / f"{path.name}.csv"
+        main(["--ckpt", str(ckpt), "--input", str(path), "--out", str(out), "--device", "cpu"])
+        assert _read_csv(out) == [{"id": path.name, "label": expected.labels[0]}]
+    assert f"plain on 1 images -> {out}" in capsys.readouterr().out
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(photo.read_bytes()[:100])
+    err = _one_line_error(
+        capsys, ["--ckpt", str(ckpt), "--input", str(broken), "--out", str(tmp_path / "b.csv")]
+    )
+    assert f"{broken} is truncated or corrupt" in err, err

@@ -13,6 +13,7 @@ from typing import Any
 
 from cifar_resnets.cli.common import keyvalue_to_options, user_errors
 from cifar_resnets.inference.options import METHODS, TTA_MODES, check_method
+from cifar_resnets.inference.outputs import check_output_file
 
 SHOWN_SKIPPED = 20  # the summary lists this many skipped entries, then counts the rest
 
@@ -24,7 +25,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         f"{', '.join(METHODS)}; see cifar_resnets.inference.methods for their exact rules.",
     )
     parser.add_argument("--ckpt", action="append", default=[], help="checkpoint (repeat for an ensemble)")
-    parser.add_argument("--input", help="folder of images, .npy uint8 array, or CIFAR pickle")
+    parser.add_argument("--input", help="an image, a folder of images, .npy uint8 array, or CIFAR pickle")
     parser.add_argument("--recursive", action="store_true", help="also read the subfolders of a folder input")
     parser.add_argument("--method", default="plain", choices=METHODS)
     parser.add_argument("--csv", nargs="+", default=[], help="ensemble these prediction CSVs")
@@ -76,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     with user_errors("cifar-predict"):
         check_method(args.method, args.ckpt, args.tta, args.csv, args.input)
+        check_output_file(args.out, [*args.ckpt, args.input, args.labels, *args.csv], "--out")
         from cifar_resnets.hardware import set_cpu_threads
 
         set_cpu_threads()  # torch's pool sized to the cores this process may use

@@ -5,13 +5,16 @@ checks every value that has a rule in ``RULES`` (its type and range: ``inf`` is 
 ``true`` no batch size), then the settings that only fail together (milestones beyond the run, more
 training images than the files hold). ``CheckConfigCallback`` runs it as a Hydra callback at
 ``on_run_start``, i.e. before Hydra creates the run folder, so a typo leaves nothing behind on disk.
-Nothing here imports torch: it takes seconds to load and would delay the answer.
+Nothing here imports torch at load time: it takes seconds and would delay the answer. Only the last
+checks, once every cheap one passed, import Lightning and the libraries a ``_target_`` names (the
+Trainer's flags as Lightning's own registries judge them, each target's arguments).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from cifar_resnets.config.milestones import UNITS, WARMUP_MODES, ScheduleConfigError, milestone_steps
-from cifar_resnets.config.rules import Choice, Either, Flag, ListOf, Number, Rule, Text, show
+from cifar_resnets.config.rules import Choice, Either, Flag, ListOf, Number, Rule, Text, among, show
+from cifar_resnets.config.stores import folder_problem, sqlite_store_problem
+from cifar_resnets.config.targets import check_target_keys, did_you_mean, target_nodes
 from cifar_resnets.data.augment_spec import AUGMENT_RANGES, AugmentConfigError, AugmentSpec
 from cifar_resnets.data.cifar_files import CIFAR_SPECS, IMAGE_BYTES, IMAGE_SHAPE, missing_cifar
 from cifar_resnets.errors import ConfigError
@@ -392,6 +397,78 @@ def _check_gpus(cfg: DictConfig) -> None:
         )
 
 
+def _check_trainer_flags(cfg: DictConfig) -> None:
+    """``trainer.accelerator``, ``devices``, ``strategy`` and ``precision`` as Lightning's Trainer reads
+    them: asked of Lightning's own registries, its accelerators' device parsers and the precision parser
+    its Trainer calls, so the two never disagree. (``gpu``/``cuda`` and the GPU count: ``_check_gpus``.)"""
+    if _get(cfg, "trainer") is None:
+        return
+    from lightning.fabric.connector import _convert_precision_to_unified_args  # the Trainer's parser
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    accelerator = _get(cfg, "trainer.accelerator", "auto")
+    names = sorted(AcceleratorRegistry.available_accelerators())
+    if not among(accelerator, ["auto", "gpu", *names]):
+        raise ConfigError(
+            f"trainer.accelerator={show(accelerator)} must be one of auto, gpu, {', '.join(names)}"
+        )
+    present = accelerator not in names or AcceleratorRegistry[accelerator]["accelerator"].is_available()
+    if accelerator != "cuda" and not present:
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} but this machine has no {accelerator} device; "
+            "use trainer.accelerator=auto or cpu"
+        )
+    devices = _get(cfg, "trainer.devices", "auto")
+    if accelerator in names and not among(devices, ["auto", -1]):  # auto/gpu: Lightning picks at run time
+        try:
+            AcceleratorRegistry[accelerator]["accelerator"].parse_devices(devices)
+        except Exception as err:  # noqa: BLE001 - Lightning's TypeError/ValueError/MisconfigurationException
+            reason = str(err).strip().splitlines()[0]
+            raise ConfigError(
+                f"trainer.devices={show(devices)} does not fit trainer.accelerator={accelerator}: {reason}"
+            ) from None
+    strategy = _get(cfg, "trainer.strategy", "auto")
+    strategies = StrategyRegistry.available_strategies()
+    if not (isinstance(strategy, str) and strategy.lower() in ("auto", *strategies)):
+        hint = did_you_mean(str(strategy), "", ["auto", *strategies]).replace("the keys there are", "e.g.")
+        raise ConfigError(f"trainer.strategy={show(strategy)} is not a strategy of Lightning; {hint}")
+    precision = _get(cfg, "trainer.precision", "auto")
+    if precision != "auto":
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a discouraged alias ('bf16') is still valid
+                _convert_precision_to_unified_args(precision)
+        except ValueError as err:
+            raise ConfigError(f"trainer.precision={show(precision)}: {err} (or auto)") from None
+
+
+def _check_targets(cfg: DictConfig) -> None:
+    # build_net reads the training-only keys of a model config itself (models.build).
+    from cifar_resnets.models.build import TRAINING_MODEL_KEYS
+
+    for path, node in target_nodes(cfg):
+        check_target_keys(path, node, TRAINING_MODEL_KEYS if path == "model" else ())
+
+
+def _check_logger_store(cfg: DictConfig) -> None:
+    """An MLflow store that is a file (SQLite, or a file store's folder) is opened: it must be a
+    readable database and take writes, or be creatable. A server URI is left to MLflow."""
+    uri = _get(cfg, "logger.mlflow.tracking_uri")
+    if not isinstance(uri, str):
+        return
+    key = f"logger.mlflow.tracking_uri={uri}"
+    scheme, sep, rest = uri.partition(":")
+    if sep and scheme == "sqlite":
+        problem = sqlite_store_problem(Path(rest.removeprefix("///")))
+    elif not sep or scheme == "file" or len(scheme) == 1:  # a path (a Windows drive letter included)
+        problem = folder_problem(Path(uri.removeprefix("file://")))
+    else:
+        return
+    if problem is not None:
+        raise ConfigError(f"{key}: {problem}; fix or move the store, or set logger.mlflow.tracking_uri")
+
+
 def _check_resume(cfg: DictConfig) -> None:
     # An interpolation (the reproduce runner's ${hydra:runtime.output_dir}/...) names the run folder,
     # which does not exist before the run starts.
@@ -427,6 +504,10 @@ def check_config(cfg: DictConfig) -> None:
     _check_schedule(cfg, steps)
     _check_gpus(cfg)
     _check_resume(cfg)
+    _check_logger_store(cfg)
+    # Last: they import Lightning and the targets' libraries (seconds), after every cheap check passed.
+    _check_trainer_flags(cfg)
+    _check_targets(cfg)
 
 
 def check_data_files(cfg: DictConfig) -> None:
@@ -456,9 +537,10 @@ class CheckConfigCallback(Callback):
         try:
             check_config(config)
         except ConfigError as err:
-            # The base config of a sweep lacks the swept values; a mistake they may fix is left to
-            # each job's own check (which records it in the job's folder).
-            if not any(f"{key}=" in str(err) for key in swept):
+            # The base config of a sweep lacks the swept values; a mistake they may fix (a swept key,
+            # or a key of a swept group) is left to each job's own check (which records it in the job's
+            # folder).
+            if not any(f"{key}=" in str(err) or str(err).startswith(f"{key}.") for key in swept):
                 print(f"{self.prog}: error: {err}", file=sys.stderr)
                 sys.exit(2)
         try:

@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from cifar_resnets.config.resources import CONF_PACKAGE
+from cifar_resnets.config.targets import did_you_mean, target_parameters
 from cifar_resnets.errors import ConfigError
 
 # Where Hydra documents the override grammar (its parse errors point there too).
@@ -35,10 +36,38 @@ def _hydra_error_line(err: Exception) -> str:
         detail = [line for line in lines if not line.startswith("Error parsing override")]
         return f"cannot parse the override {err.override!r}: {' '.join(detail)} (see {OVERRIDE_GRAMMAR})"
     cause = err.__cause__
+    unknown = _unknown_key_line(cause)
+    if unknown is not None:
+        return unknown
     if lines and cause is not None and type(cause).__module__.startswith("omegaconf"):
         # "Could not override 'optim.lrr' (Key 'lrr' is not in struct). To append to your config use ..."
         lines[0] = f"{lines[0].rstrip('.')} ({str(cause).strip().splitlines()[0]})."
     return " ".join(lines)
+
+
+def _unknown_key_line(cause: BaseException | None) -> str | None:
+    """An override of a key the config does not have (``optim.lrr=0.5``): the nearest key it has.
+
+    Hydra's own advice, ``+optim.lrr=0.5``, would add a key that nothing reads. Only where the key is an
+    argument of the node's ``_target_`` that the config leaves at its default (``trainer.fast_dev_run``)
+    is adding it with ``+`` the answer.
+    """
+    from omegaconf import DictConfig
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    node = getattr(cause, "parent_node", None)
+    if not isinstance(cause, (ConfigAttributeError, ConfigKeyError)) or not isinstance(node, DictConfig):
+        return None
+    full_key, key = str(cause.full_key or ""), str(cause.key or "")
+    if not full_key.endswith(key) or not key:
+        return None
+    path = full_key[: -len(key)].rstrip(".")
+    where = f"{path}" if path else "the config"
+    target = node.get("_target_") if "_target_" in node else None
+    if target is not None and key in (target_parameters(str(target)) or ()):
+        return f"{full_key} is not set in {where}; add it with +{full_key}=..."
+    keys = [str(k) for k in node if str(k) != "hydra"]
+    return f"{full_key} is not a key of {where}; {did_you_mean(key, path, keys)}"
 
 
 @contextlib.contextmanager

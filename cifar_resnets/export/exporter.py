@@ -23,9 +23,10 @@ import torch
 import yaml
 
 from cifar_resnets.errors import UserError
-from cifar_resnets.inference.bundle import write_bundle
+from cifar_resnets.inference.bundle import CARD_NAME, WEIGHTS_NAME, write_bundle
 from cifar_resnets.inference.checkpoint import LoadedModel, load_model
 from cifar_resnets.inference.evaluate import cifar_split, run_folder
+from cifar_resnets.inference.outputs import check_output_folder, make_folder, write_atomic
 from cifar_resnets.inference.predict import predict_probs
 from cifar_resnets.inference.preprocess import Preprocess
 
@@ -152,14 +153,19 @@ def export_checkpoint(
     difference from the checkpoint in the card.
     """
     ckpt = Path(ckpt)
-    loaded = load_model(ckpt)
-    out = Path(out_dir) if out_dir is not None else run_folder(ckpt) / "export"
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"--out {out} is a file; give a folder for the exported files")
     if verify and not onnx:
         raise ExportError("--verify checks the ONNX file; leave ONNX export on to verify")
+    out = Path(out_dir) if out_dir is not None else run_folder(ckpt) / "export"
+    names = [
+        WEIGHTS_NAME,
+        CARD_NAME,
+        *([ONNX_NAME] if onnx else []),
+        *([TORCHSCRIPT_NAME] if torchscript else []),
+    ]
+    check_output_folder(out, names, [ckpt], "--out")
+    loaded = load_model(ckpt)
     _require("safetensors")
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out, "--out")
     result = ExportResult()
     card: dict[str, Any] = {
         "architecture": loaded.model_name,
@@ -169,7 +175,7 @@ def export_checkpoint(
         "config": loaded.config,
     }
     if onnx:
-        result.files["onnx"] = write_onnx(loaded, out / ONNX_NAME)
+        result.files["onnx"] = write_atomic(out / ONNX_NAME, lambda tmp: write_onnx(loaded, tmp))
         card["onnx"] = {
             "file": ONNX_NAME,
             "opset": ONNX_OPSET,
@@ -183,7 +189,9 @@ def export_checkpoint(
             result.onnx_max_diff = onnx_parity(result.files["onnx"], loaded, images)
             card["onnx"].update(checked_images=int(images.shape[0]), max_abs_prob_diff=result.onnx_max_diff)
     if torchscript:
-        result.files["torchscript"] = write_torchscript(loaded, out / TORCHSCRIPT_NAME)
+        result.files["torchscript"] = write_atomic(
+            out / TORCHSCRIPT_NAME, lambda tmp: write_torchscript(loaded, tmp)
+        )
         card["torchscript"] = {"file": TORCHSCRIPT_NAME}
     weights, card_path = write_bundle(loaded, out, card)
     result.files = {"weights": weights, "card": card_path, **result.files}

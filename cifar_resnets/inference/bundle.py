@@ -18,13 +18,22 @@ from typing import Any
 from cifar_resnets.inference.checkpoint import (
     CheckpointError,
     LoadedModel,
+    check_fingerprint,
     check_keys_fit,
+    check_stored,
     rebuild_net,
     weights_do_not_fit,
 )
+from cifar_resnets.inference.outputs import write_atomic, write_text
+from cifar_resnets.models.build import model_fingerprint
 
 FORMAT = "cifar_resnets.bundle/1"
 WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "model.json"  # the card beside the weights: bundle_files
+# What the card must say (the net, its classes, its input) and the stored values checked before use.
+_CARD_REQUIRED = ("num_classes", "image_size", "mean", "std")
+_CARD_STORED = ("num_classes", "classes", "image_size", "resize_size", "mean", "std")
+_REEXPORT = "the card was edited or damaged; export the checkpoint again with cifar-export"
 _INSTALL = 'reading a safetensors bundle needs the export extra: pip install "cifar_resnets[export]"'
 
 
@@ -50,15 +59,17 @@ def _safetensors() -> Any:
 
 
 def write_bundle(loaded: LoadedModel, out_dir: str | Path, card: dict[str, Any]) -> tuple[Path, Path]:
-    """Write ``loaded.net``'s weights and ``card``, plus the fields ``read_bundle`` needs, into ``out_dir``
-    (the card last: a bundle whose card exists is complete)."""
+    """Write ``loaded.net``'s weights and ``card``, plus the fields ``read_bundle`` needs, into the
+    existing folder ``out_dir``, each file in one step (the card last: a bundle whose card exists is
+    complete)."""
     weights, card_path = bundle_files(Path(out_dir) / WEIGHTS_NAME)
-    weights.parent.mkdir(parents=True, exist_ok=True)
     # save_model, not save_file: it drops duplicate views of one tensor, which save_file refuses.
-    _safetensors().save_model(loaded.net, str(weights), metadata={"format": FORMAT})
+    save = _safetensors().save_model
+    write_atomic(weights, lambda tmp: save(loaded.net, str(tmp), metadata={"format": FORMAT}))
     full = {
         "format": FORMAT,
         "model": loaded.config.get("model"),
+        "model_fingerprint": model_fingerprint(loaded.config.get("model") or {}),
         "num_classes": loaded.num_classes,
         "classes": loaded.classes,
         "input_size": [3, loaded.image_size, loaded.image_size],
@@ -68,9 +79,7 @@ def write_bundle(loaded: LoadedModel, out_dir: str | Path, card: dict[str, Any])
         "std": list(loaded.std),
         **card,
     }
-    tmp = card_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(full, indent=2, sort_keys=False) + "\n")
-    tmp.replace(card_path)
+    write_text(card_path, json.dumps(full, indent=2, sort_keys=False) + "\n")
     return weights, card_path
 
 
@@ -91,7 +100,14 @@ def read_bundle(path: str | Path) -> LoadedModel:
         raise CheckpointError(f"{card_path} is not a readable card: {err}", "truncated") from None
     if not isinstance(card, dict) or card.get("format") != FORMAT or not isinstance(card.get("model"), dict):
         raise CheckpointError(f"{card_path} is not a card written by cifar-export ({FORMAT})", "foreign")
-    num_classes = int(card["num_classes"])
+    absent = [key for key in _CARD_REQUIRED if key not in card]
+    if absent:
+        raise CheckpointError(f"{card_path} has no {', '.join(absent)}; {_REEXPORT}", "edited")
+    check_stored(card_path, {key: card[key] for key in _CARD_STORED if key in card}, _REEXPORT)
+    for key in ("config", "metrics"):
+        if not isinstance(card.get(key) or {}, dict):
+            raise CheckpointError(f"{card_path}: {key} must be a mapping; {_REEXPORT}", "edited")
+    num_classes = card["num_classes"]
     net = rebuild_net(weights, card["model"], num_classes)
     try:
         missing, unexpected = _safetensors().load_model(net, str(weights), strict=False)
@@ -103,8 +119,9 @@ def read_bundle(path: str | Path) -> LoadedModel:
             "truncated",
         ) from None
     check_keys_fit(weights, card["model"], [*missing, *unexpected])
+    check_fingerprint(card_path, card["model"], card.get("model_fingerprint"), _REEXPORT)
     net.eval()
-    resize = card.get("resize_size")
+    resize = card.get("resize_size")  # checked above: None or an int
     return LoadedModel(
         net=net,
         config=card.get("config") or {"model": card["model"]},
@@ -112,8 +129,8 @@ def read_bundle(path: str | Path) -> LoadedModel:
         classes=list(card.get("classes") or [str(i) for i in range(num_classes)]),
         mean=tuple(float(v) for v in card["mean"]),
         std=tuple(float(v) for v in card["std"]),
-        image_size=int(card["image_size"]),
-        resize_size=None if resize is None else int(resize),
+        image_size=card["image_size"],
+        resize_size=resize,
         path=weights,
         metrics=dict(card.get("metrics") or {}),
     )

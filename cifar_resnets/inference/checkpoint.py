@@ -6,13 +6,17 @@ content, not its name, and sorts every failure into one ``CheckpointError.kind``
 
 - ``missing``: no such file;
 - ``not_a_checkpoint``: a folder, or a file that is neither a zip archive (what ``torch.save`` writes)
-  nor a pickle, e.g. text or random bytes;
+  nor a pickle (of any protocol, the header-less 0 and 1 included), e.g. text or random bytes;
 - ``truncated``: a zip archive or pickle that stops short (a save or copy cut off), or is damaged;
 - ``foreign``: a readable file written by another program: a zip or pickle that is no torch file, a
   plain state dict, or a checkpoint without the run config cifar-train stores;
 - ``code``: a pickle that would call a function while loading (pickled code, or objects other than
   tensors and plain values); refused, and nothing in it is run;
-- ``other_model``: the run config names a net this suite cannot build, or the weights do not fit it.
+- ``other_model``: the run config names a net this suite cannot build, the weights do not fit it, or
+  it is not the config the weights were trained with (its fingerprint, stored since it was written,
+  differs: an edit the shapes cannot tell, such as a ResNet's config turned into the plain net's);
+- ``edited``: a stored value the net is fed or named by (classes, image size, mean/std) of the wrong
+  type, length or range.
 
 Checkpoints are read with ``torch.load(weights_only=True)``: tensors and plain containers only. A pickle
 that is not a torch file is only scanned (``pickletools``), never loaded. The net is rebuilt from the
@@ -34,10 +38,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from cifar_resnets.config.rules import ListOf, Number, Rule, Text, show
 from cifar_resnets.errors import ConfigError, UserError
-from cifar_resnets.models.build import build_net
+from cifar_resnets.models.build import build_net, model_fingerprint
 
-KINDS = ("missing", "not_a_checkpoint", "truncated", "foreign", "code", "other_model")
+KINDS = ("missing", "not_a_checkpoint", "truncated", "foreign", "code", "other_model", "edited")
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 # torch.save's pre-1.6 format starts with this pickled magic number (torch.serialization.MAGIC_NUMBER).
 _TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
@@ -54,6 +59,7 @@ _DAMAGED = (
     UnicodeDecodeError,
 )
 _HINT = "pass a checkpoint written by cifar-train, e.g. RUN/checkpoints/last.ckpt"
+_EDITED = "the file was edited or damaged since training; use the run's own checkpoint"
 
 
 class CheckpointError(UserError, ValueError):
@@ -106,6 +112,15 @@ def _first_line(err: BaseException) -> str:
 
 def _pickle_protocol(head: bytes) -> int | None:
     return head[1] if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5 else None
+
+
+def _headerless_pickle(data: bytes) -> bool:
+    """A pickle of protocol 0 or 1, which has no header: its opcodes read through to its end (STOP)."""
+    try:
+        ops = list(pickletools.genops(data))
+    except ValueError:  # an unknown opcode, or arguments cut short: not a pickle (or a damaged one)
+        return False
+    return bool(ops) and ops[-1][0].name == "STOP" and ops[-1][2] == len(data) - 1
 
 
 def _scan_plain_pickle(path: Path, data: bytes) -> CheckpointError:
@@ -240,12 +255,64 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if head.startswith(_ZIP_MAGIC):
         _check_zip(path)
     elif not head.startswith(_TORCH_LEGACY_MAGIC):
-        if _pickle_protocol(head) is None:
+        data = path.read_bytes()
+        if _pickle_protocol(head) is None and not _headerless_pickle(data):
             raise _not_a_checkpoint(path, head)
-        raise _scan_plain_pickle(path, path.read_bytes())
+        raise _scan_plain_pickle(path, data)
     content = _torch_load(path)
     _check_content(path, content)
     return content
+
+
+# ----------------------------------------------------------------------------- the stored values
+CHANNELS = 3  # RGB: one mean and one std per channel
+MIN_IMAGE_SIZE = 8  # the smallest data.image_size the config checks allow
+
+
+def _stored_rules(num_classes: Any) -> dict[str, Rule]:
+    """What each value a checkpoint or card stores about its net may be (the data config's own rules
+    for the image sizes)."""
+    return {
+        "num_classes": Number(int, low=2),
+        "classes": ListOf(Text(), length=num_classes if isinstance(num_classes, int) else None),
+        "image_size": Number(int, low=MIN_IMAGE_SIZE),
+        "resize_size": Number(int, low=MIN_IMAGE_SIZE, also={None: "no resize, CIFAR-style"}),
+        "mean": ListOf(Number(float), length=CHANNELS),
+        "std": ListOf(Number(float, low=0, low_open=True), length=CHANNELS),
+    }
+
+
+def check_stored(path: Path, values: dict[str, Any], advice: str) -> None:
+    """Refuse, in one line, a stored value of the wrong type, length or range (an edited or damaged
+    file); ``values`` maps each value's label (``hyper_parameters.num_classes``) to the value."""
+    by_key = {label.rsplit(".", 1)[-1]: label for label in values}
+    rules = _stored_rules(values.get(by_key.get("num_classes", "")))
+    for key, rule in rules.items():
+        label = by_key.get(key)
+        if label is None or (key == "classes" and values[label] == []):  # no names: numbers are shown
+            continue
+        problem = rule.problem(values[label])
+        if problem is not None:
+            shown = show(values[label])
+            shown = shown if len(shown) <= 80 else shown[:77] + "..."
+            raise CheckpointError(f"{path}: {label}={shown} must be {problem}; {advice}", "edited")
+    image, resize = values.get(by_key.get("image_size", "")), values.get(by_key.get("resize_size", ""))
+    if isinstance(image, int) and isinstance(resize, int) and resize < image:
+        raise CheckpointError(
+            f"{path}: {by_key['resize_size']}={resize} must be >= {by_key['image_size']}={image}; {advice}",
+            "edited",
+        )
+
+
+def check_fingerprint(path: Path, model_cfg: dict[str, Any], stored: Any, advice: str) -> None:
+    """Refuse a stored model config that is not the one the weights were trained with; files written
+    before fingerprints were stored have none and are read as they are."""
+    if stored is not None and stored != model_fingerprint(model_cfg):
+        raise CheckpointError(
+            f"{path}: its stored model config ({model_cfg.get('name')!r}) is not the one its weights were "
+            f"trained with (it was edited after training); {advice}",
+            "other_model",
+        )
 
 
 # ----------------------------------------------------------------------------- rebuilding the net
@@ -305,6 +372,13 @@ def load_model(path: str | Path) -> LoadedModel:
     checkpoint = read_checkpoint(path)
     hparams = checkpoint.get("hyper_parameters") or {}
     config = hparams["config"]
+    info = hparams.get("data_info") or {}
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{path}: hyper_parameters.data_info is not a mapping; {_EDITED}", "edited")
+    stored = {f"hyper_parameters.data_info.{k}": v for k, v in info.items()}
+    if "num_classes" in hparams:
+        stored["hyper_parameters.num_classes"] = hparams["num_classes"]
+    check_stored(path, stored, _EDITED)
     state = {
         k.removeprefix("net.").replace("_orig_mod.", ""): v
         for k, v in checkpoint["state_dict"].items()
@@ -317,8 +391,8 @@ def load_model(path: str | Path) -> LoadedModel:
     except RuntimeError as err:  # shape mismatches
         raise weights_do_not_fit(path, config["model"], err) from None
     check_keys_fit(path, config["model"], [*result.missing_keys, *result.unexpected_keys])
+    check_fingerprint(path, config["model"], hparams.get("model_fingerprint"), _EDITED)
     net.eval()
-    info = hparams.get("data_info") or {}
     data_cfg = config.get("data") or {}
     image_size = int(info.get("image_size", data_cfg.get("image_size", 32)))
     resize_size = int(info.get("resize_size", data_cfg.get("resize_size", image_size)))

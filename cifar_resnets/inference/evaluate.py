@@ -8,13 +8,13 @@ evaluation transform.
 
 Accuracy and a per-class precision/recall/F1 table are written into the run folder (the folder above
 ``checkpoints/``) as ``eval_<split>[_<tta>].md`` and ``.json``, with the confusion matrix as
-``eval_<split>[_<tta>]_confusion.png``; nothing else in the folder is touched.
+``eval_<split>[_<tta>]_confusion.png``, each in one step (``inference.outputs``); nothing else in the
+folder is touched, and an output folder that cannot be written is refused before any image is read.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from cifar_resnets.data.imagenet_files import ImageListDataset, read_split
 from cifar_resnets.errors import UserError
 from cifar_resnets.inference.checkpoint import LoadedModel, load_model
 from cifar_resnets.inference.options import SPLITS, TTA_MODES
+from cifar_resnets.inference.outputs import check_output_folder, make_folder, write_atomic, write_text
 from cifar_resnets.inference.predict import predict_probs, views_probs
 from cifar_resnets.inference.preprocess import Preprocess
 from cifar_resnets.inference.report import classification_report, report_markdown
@@ -147,14 +148,16 @@ def evaluate(
         raise EvalError(f"tta={tta!r} is not supported; choose one of {list(TTA_MODES)}")
     if split not in SPLITS:
         raise EvalError(f"split={split!r} is not supported; choose one of {list(SPLITS)}")
+    stem = output_stem(split, tta)
+    paths = {"markdown": f"{stem}.md", "json": f"{stem}.json", "confusion_png": f"{stem}_confusion.png"}
+    out = Path(out_dir) if out_dir is not None else run_folder(Path(ckpt))
+    check_output_folder(out, paths.values(), [ckpt], "--out-dir")
     loaded = load_model(ckpt)
     start = time.perf_counter()
     probs, labels = split_probs(loaded, split, data_root, tta, batch_size, device)
     seconds = time.perf_counter() - start
     report = classification_report(labels, probs.argmax(1), loaded.classes)
-    out = Path(out_dir) if out_dir is not None else run_folder(loaded.path)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = output_stem(split, tta)
+    make_folder(out, "--out-dir")
     title = f"{loaded.model_name} on {loaded.data_name} {split} split" + (
         "" if tta == "none" else f", TTA {tta}"
     )
@@ -168,20 +171,13 @@ def evaluate(
         images_per_second=round(report["num_images"] / max(seconds, 1e-9), 1),
     )
     markdown = report_markdown(report, title)
-    paths = {
-        "markdown": out / f"{stem}.md",
-        "json": out / f"{stem}.json",
-        "confusion_png": out / f"{stem}_confusion.png",
-    }
-    plot_confusion_matrix(report["confusion_matrix"], loaded.classes, paths["confusion_png"], title)
-    report["files"] = {k: str(v) for k, v in paths.items()}
-    _write_text(paths["markdown"], markdown)
-    _write_text(paths["json"], json.dumps(report, indent=2) + "\n")
+    files = {key: out / name for key, name in paths.items()}
+    confusion = report["confusion_matrix"]
+    write_atomic(
+        files["confusion_png"], lambda tmp: plot_confusion_matrix(confusion, loaded.classes, tmp, title)
+    )
+    report["files"] = {k: str(v) for k, v in files.items()}
+    write_text(files["markdown"], markdown)
+    write_text(files["json"], json.dumps(report, indent=2) + "\n")
     report["markdown"] = markdown
     return report
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -1,12 +1,14 @@
 """Read what users hand to cifar-predict, without ever running code hidden in a file.
 
-Three kinds of input, picked by what the path is:
+Four kinds of input, picked by what the path is:
 
 - a folder: every entry is either predicted or listed as skipped with its reason. Files are decoded
   by the one image decoder (``data.images``), which judges them by content, not by name: not an
   image, a refused format, truncated, too large (Pillow's decompression-bomb limit). Subfolders are
   read with ``recursive`` and listed as skipped without it; links to folders are not followed. Ids
   are paths relative to the folder (``a.png``, ``sub/b.jpg``), sorted.
+- one image file (its content names a picture format, whatever its name): predicted alone, its id
+  the file's name.
 - a ``.npy`` file: read with ``allow_pickle=False`` (an object array or a pickle is refused); uint8
   [N, H, W, 3] or [N, 3, H, W]. Ids are the row indices.
 - anything else: a CIFAR-format batch pickle, read by the restricted unpickler of
@@ -29,7 +31,7 @@ import numpy as np
 import torch
 
 from cifar_resnets.data.cifar_files import CIFARFileError, load_cifar_pickle
-from cifar_resnets.data.images import ImageDecodeError, read_image
+from cifar_resnets.data.images import ImageDecodeError, read_image, recognised_format
 from cifar_resnets.errors import UserError
 from cifar_resnets.inference.predictions import PROB_PREFIX
 from cifar_resnets.inference.preprocess import Preprocess
@@ -154,18 +156,42 @@ def read_image_folder(
     )
 
 
+def _is_picture(path: Path) -> bool:
+    """The file's first bytes carry a picture format's signature (then it is no array or pickle)."""
+    try:
+        with open(path, "rb") as f:
+            return recognised_format(f.read(64)) is not None
+    except OSError:
+        return False  # the reader of the other kinds says why it cannot be read
+
+
+def read_image_file(path: Path, preprocesses: Sequence[Preprocess]) -> PredictionInput:
+    """One image file as the view of each of ``preprocesses``; an unusable one is refused in one line."""
+    try:
+        image = read_image(path, str(path))
+    except ImageDecodeError as err:
+        raise InputError(str(err)) from None
+    views = {p: p.view(image)[None] for p in dict.fromkeys(preprocesses)}
+    return PredictionInput([path.name], views=views, kind="folder")
+
+
 def read_input(
     path: str | Path,
     preprocesses: Sequence[Preprocess] = (),
     num_classes: int | None = None,
     recursive: bool = False,
 ) -> PredictionInput:
-    """Read a folder, ``.npy`` or CIFAR pickle (see the module docstring) into a ``PredictionInput``."""
+    """Read a folder, an image, a ``.npy`` or a CIFAR pickle (see the module docstring) into a
+    ``PredictionInput``."""
     path = Path(path)
     if not path.exists():
-        raise InputError(f"input {path} does not exist; pass a folder of images, a .npy or a CIFAR pickle")
+        raise InputError(
+            f"input {path} does not exist; pass an image, a folder of images, a .npy or a CIFAR pickle"
+        )
     if path.is_dir():
         return read_image_folder(path, preprocesses, recursive)
+    if _is_picture(path):
+        return read_image_file(path, preprocesses)
     if path.suffix.lower() == ".npy":
         images = read_npy_images(path)
         return PredictionInput([str(i) for i in range(images.shape[0])], images=images, kind="npy")

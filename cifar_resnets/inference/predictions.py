@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from cifar_resnets.inference.options import PredictError
+from cifar_resnets.inference.outputs import make_folder, write_atomic
 
 PROB_PREFIX = "prob_"
 
@@ -27,18 +28,22 @@ class Prediction:
 
 
 def write_predictions(prediction: Prediction, out: str | Path, probs: bool = False) -> Path:
-    """Write ``id,label`` (+ ``prob_<class>`` columns) to ``out``: the predictions only."""
+    """Write ``id,label`` (+ ``prob_<class>`` columns) to ``out`` in one step: the predictions only."""
     out = Path(out)
     if probs and prediction.probs is None:
         raise PredictError("--probs: this method (majority vote) has no probabilities to write")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as f:
-        writer = csv.writer(f)
-        header = ["id", "label"] + ([PROB_PREFIX + c for c in prediction.classes] if probs else [])
-        writer.writerow(header)
-        for i, (ident, label) in enumerate(zip(prediction.ids, prediction.labels, strict=True)):
-            row = [ident, label]
-            if probs:
-                row += [f"{v:.6f}" for v in prediction.probs[i]]
-            writer.writerow(row)
+    make_folder(out.parent, "--out")
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            header = ["id", "label"] + ([PROB_PREFIX + c for c in prediction.classes] if probs else [])
+            writer.writerow(header)
+            for i, (ident, label) in enumerate(zip(prediction.ids, prediction.labels, strict=True)):
+                row = [ident, label]
+                if probs:
+                    row += [f"{v:.6f}" for v in prediction.probs[i]]
+                writer.writerow(row)
+
+    write_atomic(out, write)
     return out

@@ -10,8 +10,10 @@ stored config rebuilds exactly the net that wrote it.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
+import json
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -97,3 +99,16 @@ def build_net(model_cfg: Mapping[str, Any], num_classes: int, pretrained: bool =
     if not isinstance(net, nn.Module):
         raise ModelConfigError(f"model._target_={name} built a {type(net).__name__}, not a torch module")
     return net
+
+
+def model_fingerprint(model_cfg: Mapping[str, Any]) -> str:
+    """A short hash of what a net is built from (its constructor and arguments, not the training-only
+    or pretrained-weights keys), stored beside the weights when they are saved.
+
+    The residual and the plain net of one depth have weights of the same names and shapes: only this
+    tells that a stored config was edited to describe another net than the one that wrote the weights.
+    """
+    built_from = {
+        k: v for k, v in _plain(model_cfg).items() if k not in TRAINING_MODEL_KEYS + PRETRAINED_KEYS
+    }
+    return hashlib.sha256(json.dumps(built_from, sort_keys=True, default=str).encode()).hexdigest()[:16]

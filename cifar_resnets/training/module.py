@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from cifar_resnets.models.build import model_fingerprint
 from cifar_resnets.training.schedules import planned_steps
 from cifar_resnets.training.step_graph import CapturedTrainStep
 
@@ -166,6 +167,8 @@ class ClassifierModule(L.LightningModule):
             "image_size": int(dm.image_size),
             "resize_size": int(getattr(dm, "resize_size", dm.image_size)),
         }
+        if self.hparams.config:  # tells a stored config edited to another net of the same shapes
+            self.hparams["model_fingerprint"] = model_fingerprint(self.hparams.config["model"])
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         # Class indices or soft targets (mixup/cutmix): F.cross_entropy takes both.
