@@ -28,6 +28,7 @@ from cifar_resnets.inference.checkpoint import LoadedModel, load_model
 from cifar_resnets.inference.evaluate import cifar_split, run_folder
 from cifar_resnets.inference.predict import predict_probs
 from cifar_resnets.inference.preprocess import Preprocess
+from cifar_resnets.inference.pretrained import report_folder
 
 ONNX_NAME = "model.onnx"
 TORCHSCRIPT_NAME = "model.torchscript.pt"
@@ -153,7 +154,7 @@ def export_checkpoint(
     """
     ckpt = Path(ckpt)
     loaded = load_model(ckpt)
-    out = Path(out_dir) if out_dir is not None else run_folder(ckpt) / "export"
+    out = Path(out_dir) if out_dir is not None else (report_folder(loaded) or run_folder(ckpt)) / "export"
     if out.exists() and not out.is_dir():
         raise ExportError(f"--out {out} is a file; give a folder for the exported files")
     if verify and not onnx:
@@ -165,7 +166,7 @@ def export_checkpoint(
         "architecture": loaded.model_name,
         "dataset": loaded.data_name,
         "metrics": final_metrics(loaded),
-        "trained_by": provenance(ckpt, loaded.metrics),
+        "trained_by": loaded.config.get("pretrained") or provenance(ckpt, loaded.metrics),
         "config": loaded.config,
     }
     if onnx:

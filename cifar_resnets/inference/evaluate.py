@@ -8,7 +8,9 @@ evaluation transform.
 
 Accuracy and a per-class precision/recall/F1 table are written into the run folder (the folder above
 ``checkpoints/``) as ``eval_<split>[_<tta>].md`` and ``.json``, with the confusion matrix as
-``eval_<split>[_<tta>]_confusion.png``; nothing else in the folder is touched.
+``eval_<split>[_<tta>]_confusion.png``; nothing else in the folder is touched. A published net
+(``pretrained:<source>/<net>``) has no run folder: its report goes to ``outputs/pretrained/<source>-<net>``
+and names the accuracy its authors published beside ours.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from cifar_resnets.inference.checkpoint import LoadedModel, load_model
 from cifar_resnets.inference.options import SPLITS, TTA_MODES
 from cifar_resnets.inference.predict import predict_probs, views_probs
 from cifar_resnets.inference.preprocess import Preprocess
+from cifar_resnets.inference.pretrained import report_folder
 from cifar_resnets.inference.report import classification_report, report_markdown
 from cifar_resnets.reporting.plots import plot_confusion_matrix
 
@@ -152,10 +155,11 @@ def evaluate(
     probs, labels = split_probs(loaded, split, data_root, tta, batch_size, device)
     seconds = time.perf_counter() - start
     report = classification_report(labels, probs.argmax(1), loaded.classes)
-    out = Path(out_dir) if out_dir is not None else run_folder(loaded.path)
+    published = loaded.config.get("pretrained")
+    out = Path(out_dir) if out_dir is not None else report_folder(loaded) or run_folder(loaded.path)
     out.mkdir(parents=True, exist_ok=True)
     stem = output_stem(split, tta)
-    title = f"{loaded.model_name} on {loaded.data_name} {split} split" + (
+    title = f"{published['name'] if published else loaded.model_name} on {loaded.data_name} {split} split" + (
         "" if tta == "none" else f", TTA {tta}"
     )
     report.update(
@@ -168,6 +172,12 @@ def evaluate(
         images_per_second=round(report["num_images"] / max(seconds, 1e-9), 1),
     )
     markdown = report_markdown(report, title)
+    if published and split == "test":
+        report["published"] = published
+        markdown += (
+            f"\nPublished: {published['published_accuracy']:.2f}% on the original {split} set "
+            f"({published['project']}, {published['published_where']}; {published['license']})\n"
+        )
     paths = {
         "markdown": out / f"{stem}.md",
         "json": out / f"{stem}.json",
