@@ -15,7 +15,7 @@ from torch import nn
 
 from cifar_resnets.models.build import build_net
 from cifar_resnets.models.preact_resnet import PreActResNet
-from cifar_resnets.models.pretrained import PretrainedError, pretrained_net
+from cifar_resnets.models.pretrained import pretrained_net
 from cifar_resnets.models.wide_resnet import WideResNet
 
 dependencies = ["torch"]
@@ -25,8 +25,6 @@ def _cifar_resnet(dataset: str, depth: int, pretrained: bool, source: str | None
     source = source or ("akamaster" if dataset == "cifar10" else "chenyaofo")
     net_name = f"resnet{depth}" if source == "akamaster" else f"{dataset}_resnet{depth}"
     release = pretrained_net(f"pretrained:{source}/{net_name}")
-    if release.dataset != dataset:
-        raise PretrainedError(f"{release.name} was trained on {release.dataset}, not {dataset}")
     config = release.model_config()
     if pretrained:
         config["weights"] = release.name
