@@ -129,3 +129,24 @@ def file_hashes():
     """``file_hashes(*paths)``: SHA-256 of every file at or below ``paths`` (equal before and after: a
     command changed nothing there)."""
     return _file_hashes
+
+
+@pytest.fixture
+def pretrained_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A torch hub cache (TORCH_HOME) holding the offline copies of akamaster's ResNet-20 and ResNet-56
+    release files, for this test only; nothing can be downloaded (a proxy that refuses every connection).
+    Skips when the copies are absent."""
+    source = SHARED_DIR / "data" / "pretrained" / "akamaster"
+    files = [source / "resnet20-12fca82f.th", source / "resnet56-4bfd9763.th"]
+    if not all(f.is_file() for f in files):
+        pytest.skip(f"offline pretrained files missing in {source}")
+    home = tmp_path / "torch_home"
+    (home / "hub" / "checkpoints").mkdir(parents=True)
+    for f in files:
+        (home / "hub" / "checkpoints" / f.name).symlink_to(f)
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    for var in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    return home

@@ -11,6 +11,7 @@ from train_helpers import tiny_overrides
 
 from cifar_resnets.config.compose import compose_train
 from cifar_resnets.data.synthetic import write_synthetic_imagenet
+from cifar_resnets.models.build import build_net
 from cifar_resnets.training.build import build_callbacks, build_datamodule, build_module, build_trainer
 from cifar_resnets.training.train import train
 
@@ -51,6 +52,29 @@ def test_every_model_trains_a_step(
     assert metrics["steps"] == 1 and 0.0 <= metrics["test/acc"] <= 1.0 and metrics["params"] > 0
     # Tools rebuild the preprocessing from the checkpoint: the resized input size must be in it.
     assert _ckpt_data_info(tmp_path)["image_size"] == image_size
+
+
+@pytest.mark.parametrize(
+    "model, extra",
+    [
+        pytest.param("preact_resnet110", {}, marks=pytest.mark.slow),
+        ("wrn16_4", {"model.dropout": 0.3}),
+        pytest.param("preact_resnet164", {}, marks=pytest.mark.slow),
+        pytest.param("preact_resnet1001", {"data.batch_size": 4}, marks=pytest.mark.slow),
+        pytest.param("wrn16_8", {}, marks=pytest.mark.slow),
+        pytest.param("wrn28_10", {"data.batch_size": 8}, marks=pytest.mark.slow),
+        pytest.param("wrn40_4", {}, marks=pytest.mark.slow),
+    ],
+)
+def test_preact_and_wide_resnets_train_steps_and_learn(
+    synthetic_cifar10: Path, tmp_path: Path, model: str, extra: dict
+) -> None:
+    """Three CPU steps of each pre-activation and Wide ResNet from its real config, tested after them."""
+    steps = {**ONE_STEP, "trainer.max_steps": 3, "data.num_train": 48, **extra}
+    cfg = compose_train([f"model={model}", *tiny_overrides(synthetic_cifar10, **steps)], tmp_path)
+    metrics = train(cfg)
+    assert metrics["steps"] == 3 and 0.0 <= metrics["test/acc"] <= 1.0 and metrics["model"] == model
+    assert metrics["params"] == sum(p.numel() for p in build_net(cfg.model, 10).parameters())
 
 
 def test_imagenet_subset_trains_end_to_end(tmp_path: Path) -> None:

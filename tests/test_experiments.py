@@ -39,3 +39,19 @@ def test_experiment_runs_tiny(
     cfg = compose_train([f"experiment={name}", *tiny_overrides(root, **extra)], output_dir=tmp_path)
     metrics = train(cfg)
     assert metrics["epochs"] >= 1 and 0.0 <= metrics["test/acc"] <= 1.0
+
+
+def test_resnet_family_tables_carry_their_papers_numbers() -> None:
+    """The published errors as the papers print them (each table's source says which table or figure)."""
+    from cifar_resnets.reproduce.spec import load_table
+
+    preact = load_table("preact2016")
+    assert [r.published for r in preact.rows] == [6.37, None, 5.46, 24.33, 4.92, 22.71]
+    wrn = load_table("wide_resnets")
+    assert {r.name: r.published for r in wrn.rows}["wrn28_10_c10"] == 4.00
+    assert [r.published for r in wrn.rows][-4:] == [4.00, 19.25, 3.89, 18.85]
+    he = load_table("he2016_table6")
+    assert he.row("resnet1202").published == 7.93
+    assert "Only ResNet-110 was run 5 times" in he.source and "45k or all 50k" in he.source
+    for table in (preact, wrn, he):
+        assert all(r.images_per_second for r in table.rows)  # every row has a GPU-hour estimate

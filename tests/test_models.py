@@ -27,9 +27,11 @@ from cifar_resnets.models import (
 CONF_DIR = conf_dir() / "model"
 RESERVED = ("name", "compile", "compile_mode", "channels_last")
 MODEL_NAMES = [
-    "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
+    "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet1202",
     "plain20", "plain32", "plain44", "plain56", "plain110",
     "attention_resnet", "resnet18", "resnet50",
+    "preact_resnet110", "preact_resnet164", "preact_resnet1001",
+    "wrn16_4", "wrn16_8", "wrn28_10", "wrn40_4",
 ]  # fmt: skip
 # He et al. 2016, table 6 (option A, 10 classes): exact counts and the paper's rounded figure.
 PAPER_PARAMS = {
@@ -38,6 +40,20 @@ PAPER_PARAMS = {
     44: (658_586, 0.66),
     56: (853_018, 0.85),
     110: (1_727_962, 1.7),
+    1202: (19_421_274, 19.4),
+}
+# Exact counts (10 classes) and the figures the papers print: He et al., "Identity Mappings in Deep
+# Residual Networks" (ECCV 2016), Table 4; Zagoruyko and Komodakis, "Wide Residual Networks" (BMVC 2016),
+# Table 4 (WRN-16-4, which Table 4 does not list: the exact count rounded). The ECCV paper's 10.2M for
+# ResNet-1001 counts the conv and linear weights (10,178,480); its BN affines add 0.15M.
+FAMILY_PARAMS = {
+    "preact_resnet110": (1_730_522, 1.7, False),
+    "preact_resnet164": (1_703_258, 1.7, False),
+    "preact_resnet1001": (10_327_706, 10.2, True),
+    "wrn16_4": (2_748_890, 2.7, False),
+    "wrn16_8": (10_961_370, 11.0, False),
+    "wrn28_10": (36_479_194, 36.5, False),
+    "wrn40_4": (8_949_210, 8.9, False),
 }
 
 
@@ -117,6 +133,17 @@ def test_paper_parameter_counts_option_a(depth):
         assert count == exact
     digits = 2 if paper_millions < 1 else 1
     assert round(exact / 1e6, digits) == paper_millions
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY_PARAMS))
+def test_preact_and_wide_resnets_have_their_papers_parameter_counts(name):
+    exact, paper_millions, weights_only = FAMILY_PARAMS[name]
+    net = build_from_yaml(name, num_classes=10)
+    assert n_params(net) == exact
+    counted = exact
+    if weights_only:
+        counted = sum(m.weight.numel() for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+    assert round(counted / 1e6, 1) == paper_millions
 
 
 def test_option_b_adds_projection_params_option_a_has_none():

@@ -98,6 +98,9 @@ RULES: dict[str, Rule] = {
     "model.depth": Number(int, low=8),
     "model.residual": Flag(),
     "model.weights_path": Text(also={None: "no local weights"}),
+    "model.weights": Text(also={None: "fresh weights"}),  # torchvision's name, or pretrained:<source>/<net>
+    "model.unit": Choice(("basic", "bottleneck")),  # pre-activation ResNets
+    "model.widen": POSITIVE_INT,  # Wide ResNets' k
     "model.compile": TRI_STATE,
     "model.channels_last": Flag(),
     "model.stem_width": POSITIVE_INT,

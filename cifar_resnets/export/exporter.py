@@ -29,6 +29,7 @@ from cifar_resnets.inference.evaluate import cifar_split, run_folder
 from cifar_resnets.inference.outputs import check_output_folder, make_folder, write_atomic
 from cifar_resnets.inference.predict import predict_probs
 from cifar_resnets.inference.preprocess import Preprocess
+from cifar_resnets.inference.pretrained import report_folder
 
 ONNX_NAME = "model.onnx"
 TORCHSCRIPT_NAME = "model.torchscript.pt"
@@ -155,7 +156,8 @@ def export_checkpoint(
     ckpt = Path(ckpt)
     if verify and not onnx:
         raise ExportError("--verify checks the ONNX file; leave ONNX export on to verify")
-    out = Path(out_dir) if out_dir is not None else run_folder(ckpt) / "export"
+    loaded = load_model(ckpt)  # first: a published net has no run folder, its exports go elsewhere
+    out = Path(out_dir) if out_dir is not None else (report_folder(loaded) or run_folder(ckpt)) / "export"
     names = [
         WEIGHTS_NAME,
         CARD_NAME,
@@ -163,7 +165,6 @@ def export_checkpoint(
         *([TORCHSCRIPT_NAME] if torchscript else []),
     ]
     check_output_folder(out, names, [ckpt], "--out")
-    loaded = load_model(ckpt)
     _require("safetensors")
     make_folder(out, "--out")
     result = ExportResult()
@@ -171,7 +172,7 @@ def export_checkpoint(
         "architecture": loaded.model_name,
         "dataset": loaded.data_name,
         "metrics": final_metrics(loaded),
-        "trained_by": provenance(ckpt, loaded.metrics),
+        "trained_by": loaded.config.get("pretrained") or provenance(ckpt, loaded.metrics),
         "config": loaded.config,
     }
     if onnx:

@@ -363,10 +363,14 @@ def check_keys_fit(path: Path, model_cfg: dict[str, Any], bad_keys: list[str]) -
 
 def load_model(path: str | Path) -> LoadedModel:
     """Rebuild the checkpoint's net (EMA weights when the run used EMA) in eval mode on the CPU; a
-    cifar-export bundle (``.safetensors`` or its folder) is read by ``bundle.read_bundle``."""
-    path = Path(path)
+    cifar-export bundle (``.safetensors`` or its folder) is read by ``bundle.read_bundle``, a published net
+    (``pretrained:<source>/<net>`` or its release file) by ``pretrained.load_pretrained``."""
     from cifar_resnets.inference.bundle import is_bundle, read_bundle  # it imports this module
+    from cifar_resnets.inference.pretrained import is_pretrained, load_pretrained  # it imports this module
 
+    if is_pretrained(path):
+        return load_pretrained(path)
+    path = Path(path)
     if is_bundle(path):
         return read_bundle(path)
     checkpoint = read_checkpoint(path)

@@ -9,7 +9,9 @@ evaluation transform.
 Accuracy and a per-class precision/recall/F1 table are written into the run folder (the folder above
 ``checkpoints/``) as ``eval_<split>[_<tta>].md`` and ``.json``, with the confusion matrix as
 ``eval_<split>[_<tta>]_confusion.png``, each in one step (``inference.outputs``); nothing else in the
-folder is touched, and an output folder that cannot be written is refused before any image is read.
+folder is touched, and an output folder that cannot be written is refused before any image is read. A
+published net (``pretrained:<source>/<net>``) has no run folder: its report goes to
+``outputs/pretrained/<source>-<net>`` and names the accuracy its authors published beside ours.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from cifar_resnets.inference.options import SPLITS, TTA_MODES
 from cifar_resnets.inference.outputs import check_output_folder, make_folder, write_atomic, write_text
 from cifar_resnets.inference.predict import predict_probs, views_probs
 from cifar_resnets.inference.preprocess import Preprocess
+from cifar_resnets.inference.pretrained import report_folder
 from cifar_resnets.inference.report import classification_report, report_markdown
 from cifar_resnets.reporting.plots import plot_confusion_matrix
 
@@ -150,15 +153,16 @@ def evaluate(
         raise EvalError(f"split={split!r} is not supported; choose one of {list(SPLITS)}")
     stem = output_stem(split, tta)
     paths = {"markdown": f"{stem}.md", "json": f"{stem}.json", "confusion_png": f"{stem}_confusion.png"}
-    out = Path(out_dir) if out_dir is not None else run_folder(Path(ckpt))
+    loaded = load_model(ckpt)  # first: a published net has no run folder, its reports go elsewhere
+    out = Path(out_dir) if out_dir is not None else report_folder(loaded) or run_folder(Path(ckpt))
     check_output_folder(out, paths.values(), [ckpt], "--out-dir")
-    loaded = load_model(ckpt)
     start = time.perf_counter()
     probs, labels = split_probs(loaded, split, data_root, tta, batch_size, device)
     seconds = time.perf_counter() - start
     report = classification_report(labels, probs.argmax(1), loaded.classes)
     make_folder(out, "--out-dir")
-    title = f"{loaded.model_name} on {loaded.data_name} {split} split" + (
+    published = loaded.config.get("pretrained")
+    title = f"{published['name'] if published else loaded.model_name} on {loaded.data_name} {split} split" + (
         "" if tta == "none" else f", TTA {tta}"
     )
     report.update(
@@ -171,6 +175,12 @@ def evaluate(
         images_per_second=round(report["num_images"] / max(seconds, 1e-9), 1),
     )
     markdown = report_markdown(report, title)
+    if published and split == "test":
+        report["published"] = published
+        markdown += (
+            f"\nPublished: {published['published_accuracy']:.2f}% on the original {split} set "
+            f"({published['project']}, {published['published_where']}; {published['license']})\n"
+        )
     files = {key: out / name for key, name in paths.items()}
     confusion = report["confusion_matrix"]
     write_atomic(

@@ -23,6 +23,9 @@ _SUBMODULE_OF = {
     "BasicBlock": "cifar_resnet",
     "CifarResNet": "cifar_resnet",
     "ZeroPadShortcut": "cifar_resnet",
+    "PreActBasicBlock": "preact_resnet",
+    "PreActBottleneck": "preact_resnet",
+    "PreActResNet": "preact_resnet",
     "TorchvisionResNet": "torchvision_nets",
     "WeightsDownloadError": "torchvision_nets",
     "resnet18": "torchvision_nets",
@@ -30,6 +33,9 @@ _SUBMODULE_OF = {
     "WeightsMismatchError": "transfer",
     "load_backbone_state": "transfer",
     "read_weights_file": "transfer",
+    "WideBasicBlock": "wide_resnet",
+    "WideResNet": "wide_resnet",
+    "pretrained_names": "pretrained",
 }
 
 __all__ = sorted(_SUBMODULE_OF)

@@ -7,6 +7,7 @@ The forward has no data-dependent Python control flow (all branches are fixed at
 runs under ``torch.compile`` and CUDA graphs.
 Transfer learning works as for the torchvision nets (``cifar_resnets.models.transfer``): ``weights_path``
 loads the backbone of a state dict or a checkpoint of this suite, ``freeze="backbone"`` trains the head only.
+``weights`` starts from a published net (``pretrained:akamaster/resnet20``, see ``models.pretrained``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torch import nn
 from cifar_resnets.errors import ConfigError
 from cifar_resnets.models.attention import CBAM
 from cifar_resnets.models.init import he_init
+from cifar_resnets.models.pretrained import release_state
 from cifar_resnets.models.transfer import (
     FreezableBackbone,
     check_freeze,
@@ -106,6 +108,8 @@ class CifarResNet(FreezableBackbone):
             "B" = 1x1 conv + BN projection where the shape changes (identity elsewhere).
         attention: None, or "cbam" to add CBAM to each block (after the second BN, before the addition).
         widths: channels of the three stages.
+        weights: a published net of the same depth and shortcut (``pretrained:akamaster/resnet20``); all
+            its weights are loaded, the head too where its class count fits (else it keeps its fresh init).
         weights_path: a state dict or suite ``.ckpt`` of the same architecture; its backbone is loaded
             (the head ``fc`` keeps its fresh init, so the class count may differ).
         freeze: "none", or "backbone" to train only ``fc`` (backbone BatchNorms stay in eval mode).
@@ -123,6 +127,7 @@ class CifarResNet(FreezableBackbone):
         shortcut: str = "A",
         attention: str | None = None,
         widths: tuple[int, ...] | list[int] = (16, 32, 64),
+        weights: str | None = None,
         weights_path: str | Path | None = None,
         freeze: str | None = "none",
     ) -> None:
@@ -155,10 +160,30 @@ class CifarResNet(FreezableBackbone):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(channels, num_classes)
         he_init(self)
+        if weights is not None:
+            self._load_release(str(weights), residual, shortcut, attention, widths)
         if weights_path is not None:
             load_backbone_state(self, read_weights_file(weights_path), source=str(weights_path))
         if freeze == "backbone":
             self.freeze_backbone()
+
+    def _load_release(
+        self, weights: str, residual: bool, shortcut: str, attention: str | None, widths: tuple[int, ...]
+    ) -> None:
+        release, state = release_state(weights)
+        wanted = (release.depth, True, release.shortcut, None, (16, 32, 64))
+        if (self.depth, residual, shortcut, attention, widths) != wanted:
+            raise ConfigError(
+                f"model.weights={weights} is a ResNet-{release.depth} with option-{release.shortcut} "
+                f"shortcuts; use model=resnet{release.depth} model.shortcut={release.shortcut} "
+                "(residual, no attention, default widths)"
+            )
+        head_fits = state["fc.weight"].shape == self.fc.weight.shape
+        load_backbone_state(self, state, source=weights)
+        if head_fits:
+            with torch.no_grad():
+                self.fc.weight.copy_(state["fc.weight"])
+                self.fc.bias.copy_(state["fc.bias"])
 
     @property
     def backbone(self) -> nn.Sequential:
