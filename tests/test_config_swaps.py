@@ -82,7 +82,7 @@ def test_every_optim_and_schedule_option_swaps_into_every_experiment(experiment:
     """Each option of each group in place of the experiment's own (the other group kept). Composing
     takes a tenth of a second, so this swaps the option's composed values in; that equals composing
     with the option because no experiment sets a key of either group (the test below), and the slow
-    test composes every pair."""
+    test composes each swap."""
     base = compose_train([f"experiment={experiment}", "data.root=/nonexistent"])
     for group, options in (("optim", OPTIMS), ("schedule", SCHEDULES)):
         for option in options:
@@ -94,10 +94,12 @@ def test_every_optim_and_schedule_option_swaps_into_every_experiment(experiment:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_optim_schedule_pair_swaps_into_every_experiment(experiment: str) -> None:
-    for optim in OPTIMS:
-        for schedule in SCHEDULES:
-            overrides = [f"optim={optim}", f"schedule={schedule}"]
+def test_every_option_swaps_into_every_experiment_through_compose(experiment: str) -> None:
+    """Each optim option and each schedule option composed into the experiment as a user types it (the
+    two groups hold no key of each other, so one group at a time covers every pair)."""
+    for group, options in (("optim", OPTIMS), ("schedule", SCHEDULES)):
+        for option in options:
+            overrides = [f"{group}={option}"]
             _check_and_build(_compose_swap(experiment, overrides), f"{experiment} {' '.join(overrides)}")
 
 
