@@ -20,7 +20,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Test-set report of a checkpoint: accuracy, per-class precision/recall/F1, "
         "confusion matrix. key=value and --key value forms are both accepted.",
     )
-    parser.add_argument("--ckpt", required=True, help="checkpoint, e.g. RUN/checkpoints/last.ckpt")
+    parser.add_argument(
+        "--ckpt",
+        required=True,
+        help="checkpoint (RUN/checkpoints/last.ckpt), export bundle, or published net (pretrained:akamaster/resnet20)",
+    )
     parser.add_argument("--data-root", default=None, help="folder holding the dataset (default: as trained)")
     parser.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation")
     parser.add_argument("--split", default="test", choices=SPLITS)

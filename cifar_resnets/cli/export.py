@@ -19,7 +19,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "input size, mean/std, final accuracies, the training command), model.onnx (dynamic batch), "
         "optionally model.torchscript.pt. cifar-predict and cifar-eval read the bundle like a checkpoint.",
     )
-    parser.add_argument("--ckpt", required=True, help="checkpoint, e.g. RUN/checkpoints/last.ckpt")
+    parser.add_argument(
+        "--ckpt",
+        required=True,
+        help="checkpoint (RUN/checkpoints/last.ckpt), export bundle, or published net (pretrained:akamaster/resnet20)",
+    )
     parser.add_argument("--out", default=None, help="output folder (default: RUN/export)")
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX file")
     parser.add_argument("--torchscript", action="store_true", help="also write a traced TorchScript file")

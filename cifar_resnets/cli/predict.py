@@ -24,7 +24,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Predict labels into a CSV (id,label[,prob_<class>...]) with one of the methods "
         f"{', '.join(METHODS)}; see cifar_resnets.inference.methods for their exact rules.",
     )
-    parser.add_argument("--ckpt", action="append", default=[], help="checkpoint (repeat for an ensemble)")
+    parser.add_argument(
+        "--ckpt",
+        action="append",
+        default=[],
+        help="checkpoint, export bundle or published net (pretrained:akamaster/resnet20); repeat for an ensemble",
+    )
     parser.add_argument("--input", help="an image, a folder of images, .npy uint8 array, or CIFAR pickle")
     parser.add_argument("--recursive", action="store_true", help="also read the subfolders of a folder input")
     parser.add_argument("--method", default="plain", choices=METHODS)
