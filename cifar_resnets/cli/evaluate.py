@@ -23,7 +23,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--ckpt",
         required=True,
-        help="checkpoint (RUN/checkpoints/last.ckpt), export bundle, or published net (pretrained:akamaster/resnet20)",
+        help="checkpoint (RUN/checkpoints/last.ckpt), export bundle, "
+        "or published net (pretrained:akamaster/resnet20)",
     )
     parser.add_argument("--data-root", default=None, help="folder holding the dataset (default: as trained)")
     parser.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation")

@@ -22,7 +22,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--ckpt",
         required=True,
-        help="checkpoint (RUN/checkpoints/last.ckpt), export bundle, or published net (pretrained:akamaster/resnet20)",
+        help="checkpoint (RUN/checkpoints/last.ckpt), export bundle, "
+        "or published net (pretrained:akamaster/resnet20)",
     )
     parser.add_argument("--out", default=None, help="output folder (default: RUN/export)")
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX file")

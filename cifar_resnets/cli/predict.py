@@ -28,7 +28,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--ckpt",
         action="append",
         default=[],
-        help="checkpoint, export bundle or published net (pretrained:akamaster/resnet20); repeat for an ensemble",
+        help="checkpoint, export bundle or published net (pretrained:akamaster/resnet20); "
+        "repeat for an ensemble",
     )
     parser.add_argument("--input", help="an image, a folder of images, .npy uint8 array, or CIFAR pickle")
     parser.add_argument("--recursive", action="store_true", help="also read the subfolders of a folder input")
