@@ -17,6 +17,7 @@ torch only when a checkpoint is read (importing it takes seconds, the first scre
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -24,9 +25,11 @@ from typing import Any
 
 import streamlit as st
 
-from cifar_resnets.app.text import outputs_folder
+from cifar_resnets.app.scan import current_scan, look_again
+from cifar_resnets.app.text import shortened
 
 OUTPUTS_ENV = "CIFAR_APP_OUTPUTS"
+log = logging.getLogger("cifar_resnets.app")
 
 
 def default_outputs() -> str:
@@ -38,33 +41,57 @@ def default_outputs() -> str:
 
 
 def guarded(page: str, func: Callable[..., Any], *args: Any) -> Any:
-    """Run one page; a failure shows in that page with its traceback, and the other pages still work."""
+    """Run one page; a failure shows in that page as one line, and the other pages still work.
+
+    A ``UserError`` says what to do; anything else is a bug, reported in one line that names the
+    server's log, where its traceback goes (a user never sees a traceback in the page).
+    """
     from cifar_resnets.errors import UserError
 
     try:
         return func(*args)
     except UserError as err:  # an expected problem: its one line says what to do
         st.error(str(err))
-    except Exception as err:  # noqa: BLE001 - a bug: shown with its traceback, the app keeps serving
-        st.error(f"The {page} page hit a bug ({type(err).__name__}); please report it with this trace.")
-        st.exception(err)
+    except Exception as err:  # noqa: BLE001 - a bug: one line here, the trace in the server's log
+        log.exception("the %s page failed", page)
+        st.error(
+            f"The {page} page failed ({type(err).__name__}: {shortened(str(err))}); the other pages "
+            "still work. Its details are in the log of the terminal running cifar-app: please report them."
+        )
     return None
+
+
+STYLE = """<style>
+/* the picker's chips show whole names, wrapped, so two entries never read the same */
+[data-testid="stMultiSelect"] [data-tag] { max-width: 100%; height: auto; }
+[data-testid="stMultiSelect"] [data-tag] span {
+  white-space: normal; overflow-wrap: anywhere; overflow: visible; }
+</style>"""
 
 
 def main() -> None:
     st.set_page_config(page_title="cifar_resnets", page_icon="🔎", layout="wide")
+    st.html(STYLE)
     with st.sidebar:
         st.title("cifar_resnets")
         typed = st.text_input("Outputs folder", value=default_outputs(), key="outputs")
-        outputs, problem = outputs_folder(typed)
-        if problem:
-            st.warning(problem)
-        st.caption("Runs and checkpoints written by `cifar-train` below this folder are listed.")
+        scan = current_scan(typed)
+        if scan.problem:
+            st.warning(scan.problem)
+        else:
+            runs = len(scan.runs)
+            st.caption(f"{runs} run{'s' if runs != 1 else ''} found below this folder.")
+        st.button(
+            "Look again",
+            key="look_again",
+            on_click=look_again,
+            help="List runs and checkpoints written since.",
+        )
     models_tab, classify_tab, runs_tab = st.tabs(["Models", "Classify", "Runs"])
     with models_tab:
         from cifar_resnets.app.models_page import models_page
 
-        picked = guarded("Models", models_page, outputs) or []
+        picked = guarded("Models", models_page, scan, []) or []
     with classify_tab:
         from cifar_resnets.app.classify_page import classify_page
 
@@ -72,7 +99,7 @@ def main() -> None:
     with runs_tab:
         from cifar_resnets.app.runs_page import runs_page
 
-        guarded("Runs", runs_page, outputs)
+        guarded("Runs", runs_page, scan)
 
 
 main()

@@ -60,6 +60,18 @@ class Run:
     def finished(self) -> bool:
         return bool(self.metrics)
 
+    @property
+    def status(self) -> str:
+        """The status ``metrics.json`` records (completed, failed, diverged, interrupted), as written."""
+        if not self.metrics:
+            return "no metrics.json (running or stopped)"
+        return str(self.metrics.get("status") or "completed")
+
+    @property
+    def recorded(self) -> bool:
+        """Whether the folder says what it trained (config.yaml or metrics.json), not only files."""
+        return bool(self.config or self.metrics)
+
     def row(self) -> dict[str, Any]:
         """A flat summary for tables (one row per run)."""
         m = self.metrics
@@ -76,7 +88,7 @@ class Run:
             "params": _number(m.get("params")),
             "images/s": _number(m.get("train_images_per_second")),
             "train s": _number(m.get("train_seconds")),
-            "status": "finished" if self.finished else "no metrics.json (running or stopped)",
+            "status": self.status,
             "path": str(self.path),
         }
 
