@@ -269,7 +269,9 @@ def row_facts(row: str, kind: str) -> list[str]:
 
 
 def summary(at: AppTest):
-    """The Classify page's summary table (image x model -> top-1 and confidence)."""
+    """The Classify page's summary table (image x model -> top-1 and confidence), opened as a user does."""
+    at.session_state["summary_open"] = True
+    at.run()
     return next(df.value for df in at.dataframe if "image" in df.value.columns)
 
 
@@ -336,6 +338,7 @@ def test_upload_predicts_the_known_class(app: AppTest, known_class: int) -> None
     [(title, best, labels)] = cards(row)
     assert title == f"{RUN_NAME} · last.ckpt" and best == name
     assert len(labels) == 5 and labels[0] == name and len(set(labels)) == 5  # all five bars labelled
+    assert not app.get("download_button")  # the summary is built when it is opened
     table = summary(app)
     assert list(table["image"]) == ["proto.png"] and table[title][0].startswith(f"{name} ")
     assert [b.proto.label for b in app.get("download_button")] == ["Download as CSV"]

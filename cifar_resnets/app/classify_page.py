@@ -56,15 +56,16 @@ THUMB = 96  # the photo's side in a result row, in CSS pixels
 VIEW = 64  # the net's view, enlarged pixel for pixel
 BATCH = 8  # images per forward while computing missing predictions (the progress bar's step)
 KEPT_PREDICTIONS = 4096
+KEPT_ROWS = 512
 TTA_TEXT = {
     "none": "none",
     "flip": "flip (2 views)",
     "flip_translate": "flip + shifts (10 views)",
 }
 STYLE = """<style>
-.cr-row { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr));
-  gap: 6px 14px; align-items: start; padding: 8px 0 10px; border-bottom: 1px solid rgba(128,128,128,.3); }
-.cr-cell { min-width: 0; font-size: 13px; line-height: 1.35; }
+.cr-row { display: grid; grid-template-columns: repeat(auto-fill, minmax(138px, 1fr));
+  gap: 6px 10px; align-items: start; padding: 8px 0 10px; border-bottom: 1px solid rgba(128,128,128,.3); }
+.cr-cell { min-width: 0; font-size: 12px; line-height: 1.35; }
 .cr-images { display: flex; gap: 6px; align-items: flex-end; }
 .cr-images img { display: block; }
 .cr-view { image-rendering: pixelated; }
@@ -72,7 +73,7 @@ STYLE = """<style>
 .cr-note { opacity: .75; overflow-wrap: anywhere; }
 .cr-warn { color: #9a6700; overflow-wrap: anywhere; }
 .cr-title { font-weight: 600; overflow-wrap: anywhere; margin-bottom: 2px; }
-.cr-bar { display: grid; grid-template-columns: minmax(0, 5.2em) 1fr 3.3em; gap: 4px; align-items: center; }
+.cr-bar { display: grid; grid-template-columns: minmax(0, 5.6em) 1fr 3.3em; gap: 4px; align-items: center; }
 .cr-label { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .cr-track { height: 10px; background: rgba(128,128,128,.18); border-radius: 2px; }
 .cr-fill { height: 10px; background: #4c78a8; border-radius: 2px; }
@@ -118,13 +119,13 @@ class Decoded:
 
 
 class _Kept(OrderedDict):
-    """The newest ``limit`` predictions of this process, shared by its sessions."""
+    """The newest ``limit`` entries (predictions, drawn rows) of this process, shared by its sessions."""
 
     def __init__(self, limit: int) -> None:
         super().__init__()
         self.limit, self.lock = limit, threading.Lock()
 
-    def put(self, key: tuple, value: tuple[np.ndarray, np.ndarray]) -> None:
+    def put(self, key: tuple, value: object) -> None:
         with self.lock:
             self[key] = value
             while len(self) > self.limit:
@@ -370,6 +371,20 @@ class Row:
     summary: dict[str, tuple[str, float]]
 
 
+@st.cache_resource(show_spinner=False)
+def _rows() -> _Kept:
+    return _Kept(KEPT_ROWS)
+
+
+def _kept_row(item: Item, decoded: Decoded, picked: list[Picked], tta: str) -> Row:
+    """``image_row``, drawn once per (image, its name and truth, checkpoints, augmentation)."""
+    key = (item.digest, item.name, item.source, item.truth, tuple((p.name, p.version) for p in picked), tta)
+    kept = _rows()
+    if key not in kept:
+        kept.put(key, image_row(item, decoded, picked, tta))
+    return kept[key]
+
+
 def image_row(item: Item, decoded: Decoded, picked: list[Picked], tta: str) -> Row:
     """The photo and the net's view, then each checkpoint's top-5 and the ensemble's."""
     height, width = decoded.pixels.shape[:2]
@@ -402,7 +417,6 @@ def image_row(item: Item, decoded: Decoded, picked: list[Picked], tta: str) -> R
         summary[title] = ranked[0]
         cells.append(ranked_html(title, ranked, item.truth))
     return Row(f'<div class="cr-row">{"".join(cells)}</div>', summary)
-
 
 
 def summary_table(items: list[Item], rows: list[Row]) -> list[dict[str, str]]:
@@ -463,7 +477,7 @@ def classify_page(picked: list[Picked]) -> None:
     status = st.empty()
     _tally.computed = 0
     compute_missing(usable, picked, tta)
-    rows = [image_row(item, d, picked, tta) for item, d in usable]
+    rows = [_kept_row(item, d, picked, tta) for item, d in usable]
     asked = len(usable) * len(picked)
     status.caption(
         f"{asked} prediction{'s' if asked != 1 else ''}: {_tally.computed} computed, "
@@ -472,17 +486,18 @@ def classify_page(picked: list[Picked]) -> None:
     if len(picked) > 1 and any(p.model.classes != picked[0].model.classes for p in picked):
         st.caption("No ensemble: the picked checkpoints do not predict the same classes.")
     shown = [item for item, _ in usable]
-    with st.expander(
-        f"Summary: top-1 of every model for {len(shown)} image{'s' if len(shown) != 1 else ''}", expanded=True
-    ):
-        st.dataframe(summary_table(shown, rows), hide_index=True, width="stretch")
-        st.download_button(
-            "Download as CSV",
-            summary_csv(shown, rows),
-            file_name="predictions.csv",
-            mime="text/csv",
-            on_click="ignore",
-            key="download_summary",
-        )
+    plural = "s" if len(shown) != 1 else ""
+    label = f"Summary table: the top-1 of every model for {len(shown)} image{plural} (CSV)"
+    with st.expander(label, key="summary_open", on_change="rerun") as box:
+        if box.open:  # built only when it is on screen
+            st.dataframe(summary_table(shown, rows), hide_index=True, width="stretch")
+            st.download_button(
+                "Download as CSV",
+                summary_csv(shown, rows),
+                file_name="predictions.csv",
+                mime="text/csv",
+                on_click="ignore",
+                key="download_summary",
+            )
     for row in rows:
         st.html(row.html)

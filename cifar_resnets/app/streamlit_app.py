@@ -62,6 +62,8 @@ def guarded(page: str, func: Callable[..., Any], *args: Any) -> Any:
 
 
 STYLE = """<style>
+/* the results need the width more than the page needs wide margins */
+[data-testid="stMainBlockContainer"] { padding: 2.5rem 2rem 4rem; }
 /* the picker's chips show whole names, wrapped, so two entries never read the same */
 [data-testid="stMultiSelect"] [data-tag] { max-width: 100%; height: auto; }
 [data-testid="stMultiSelect"] [data-tag] span {
