@@ -619,12 +619,29 @@ def test_uploads_are_judged_by_content_and_refusals_say_why(app: AppTest, known_
     ]
 
 
+def test_refusals_read_as_plain_words(app: AppTest, known_class: int) -> None:
+    photo = png_bytes(prototype_image(3, 256), "JPEG")
+    upload(
+        app,
+        ("cut.jpg", photo[: len(photo) // 3]),  # two thirds missing
+        ("empty.png", b""),
+        ("bomb.png", png_header_only(30_000, 30_000)),
+    )
+    cut, empty, bomb = errors(app)
+    assert "the file ends before the picture does" in cut and "bytes not processed" not in cut
+    assert empty.endswith("copy or download the whole file again") and "pass the" not in empty
+    assert "PIL" not in bomb and "decompression bomb" in bomb
+    uploader = app.get("file_uploader")[0].proto.label
+    assert "any size" not in uploader and "MB" in uploader and "pixels" in uploader
+
+
 def test_size_warnings_follow_the_training_size() -> None:
     cifar = Preprocess(32, (0.5,) * 3, (0.25,) * 3)
     assert cifar.size_warning(32, 32) is None and cifar.size_warning(400, 300) is None
     assert "far smaller than the 32x32" in cifar.size_warning(15, 40)
-    assert "far larger than the 32x32" in cifar.size_warning(600, 500)
+    assert cifar.size_warning(600, 500) is None and cifar.size_warning(4000, 3000) is None  # any photo
     assert "squashed to a square" in cifar.size_warning(100, 40)
+    assert "squashed to a square" in cifar.size_warning(2000, 40)  # a strip, not "too large"
     imagenet = Preprocess(224, (0.5,) * 3, (0.25,) * 3, resize_size=256)
     assert imagenet.size_warning(600, 200) is None  # centre-cropped, not squashed
     assert "far smaller than the 256x256" in imagenet.size_warning(64, 64)

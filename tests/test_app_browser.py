@@ -91,6 +91,8 @@ ROWS_JS = """
 const rect = e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
 return [...document.querySelectorAll('.cr-row')].map(row => ({
   cells: [...row.querySelectorAll('.cr-cell')].map(rect),
+  spills: [...row.querySelectorAll('.cr-cell')].filter(cell => [...cell.querySelectorAll('img, div')].some(
+    e => e.getBoundingClientRect().right > cell.getBoundingClientRect().right + 1)).length,
   cards: [...row.querySelectorAll('.cr-model')].map(card => ({
     title: card.querySelector('.cr-title').textContent,
     labels: [...card.querySelectorAll('.cr-label')].map(l => ({
@@ -389,6 +391,7 @@ def test_the_app_at_each_width(served_app: str, outputs, tmp_path: Path, width: 
                 labels = card["labels"]
                 assert len(labels) == 5 and len({label["text"] for label in labels}) == 5, card
                 assert all(label["width"] > 0 and not label["cut"] for label in labels), card
+            assert row["spills"] == 0, row  # nothing drawn past its cell
             cells = row["cells"]
             for i, a in enumerate(cells):
                 assert all(_overlap(a, b) < 1.0 for b in cells[i + 1 :]), cells

@@ -52,8 +52,8 @@ if TYPE_CHECKING:
 
 TOP_K = 5
 MAX_SAMPLES = 16
-THUMB = 96  # the photo's side in a result row, in CSS pixels
-VIEW = 64  # the net's view, enlarged pixel for pixel
+THUMB = 80  # the photo's longer side in a result row, in CSS pixels
+VIEW = 52  # the net's view, enlarged pixel for pixel (both fit the narrowest cell side by side)
 BATCH = 8  # images per forward while computing missing predictions (the progress bar's step)
 KEPT_PREDICTIONS = 4096
 KEPT_ROWS = 512
@@ -66,7 +66,7 @@ STYLE = """<style>
 .cr-row { display: grid; grid-template-columns: repeat(auto-fill, minmax(138px, 1fr));
   gap: 6px 10px; align-items: start; padding: 8px 0 10px; border-bottom: 1px solid rgba(128,128,128,.3); }
 .cr-cell { min-width: 0; font-size: 12px; line-height: 1.35; }
-.cr-images { display: flex; gap: 6px; align-items: flex-end; }
+.cr-images { display: flex; flex-wrap: wrap; gap: 6px; align-items: flex-end; }
 .cr-images img { display: block; }
 .cr-view { image-rendering: pixelated; }
 .cr-name { font-weight: 600; overflow-wrap: anywhere; }
