@@ -304,6 +304,7 @@ def test_models_page_lists_and_loads_the_checkpoint(app: AppTest, checkpoint: Pa
     assert "(same weights: epoch" in table["path"][0]
     assert set(table["model"]) == {"resnet20"} and set(table["data"]) == {"cifar10"}
     assert list(table["status"]) == ["completed"] and list(table["input"]) == ["32x32"]
+    assert list(table.columns)[:5] == ["checkpoint", "picked", "status", "test acc", "path"]
     assert table["test acc"][0].endswith("%") and 0.0 <= float(table["test acc"][0][:-1]) <= 100.0
     assert "1 of 1 checkpoint picked" in markdown_text(app)
     assert [h.value for h in app.subheader][:1] == ["Models"]

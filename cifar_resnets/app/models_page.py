@@ -219,19 +219,19 @@ def _table(choices: list[Choice], verdicts: dict[str, Verdict], picked: set[str]
     rows = []
     for choice in choices:
         verdict, run = verdicts[choice.name], choice.run
+        same = f" (same weights: {', '.join(choice.same_as)})" if choice.same_as else ""
         rows.append(
-            {
+            {  # what tells entries apart first: a narrow window scrolls the rest
                 "checkpoint": choice.name,
                 "picked": "✓" if choice.name in picked else "",
+                "status": run.status if run else "—",
+                "test acc": percent(verdict.test_acc, NOT_TESTED),
+                "path": choice.source + same,
                 "model": verdict.model,
                 "data": verdict.data,
-                "test acc": percent(verdict.test_acc, NOT_TESTED),
-                "status": run.status if run else "—",
                 "started": started(run) if run else "—",
                 "input": verdict.input,
                 "params": number(verdict.params),
-                "path": choice.source
-                + (f" (same weights: {', '.join(choice.same_as)})" if choice.same_as else ""),
             }
         )
     st.dataframe(rows, hide_index=True, width="stretch")

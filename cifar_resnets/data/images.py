@@ -76,9 +76,7 @@ def recognised_format(prefix: bytes) -> str | None:
 def _unaccepted(name: str, prefix: bytes) -> ImageDecodeError:
     fmt = recognised_format(prefix)
     if fmt in ACCEPTED_FORMATS:  # the signature is right but Pillow could not parse the header
-        return ImageDecodeError(
-            name, f"truncated or corrupt (a damaged {fmt} header)", WHOLE_FILE
-        )
+        return ImageDecodeError(name, f"truncated or corrupt (a damaged {fmt} header)", WHOLE_FILE)
     if fmt is not None:
         return ImageDecodeError(
             name, f"a {fmt} image, not one of the accepted formats ({ACCEPTED_TEXT})", "convert it to PNG"
