@@ -93,32 +93,6 @@ class Run:
         }
 
 
-@dataclass
-class CheckpointEntry:
-    """A checkpoint file and the run it belongs to (for the checkpoint picker)."""
-
-    path: Path
-    run: Run
-
-    @property
-    def date(self) -> datetime:
-        return datetime.fromtimestamp(self.path.stat().st_mtime)
-
-    @property
-    def label(self) -> str:
-        return f"{self.run.name} · {self.path.name}"
-
-    def row(self) -> dict[str, Any]:
-        return {
-            "checkpoint": self.label,
-            "model": self.run.model,
-            "data": self.run.data,
-            "test acc": self.run.test_acc,
-            "date": self.date.strftime("%Y-%m-%d %H:%M"),
-            "path": str(self.path),
-        }
-
-
 def _get(tree: dict[str, Any], *keys: str) -> Any:
     for key in keys:
         if not isinstance(tree, dict):
@@ -217,14 +191,6 @@ def find_runs(outputs: str | Path) -> list[Run]:
         )
     runs.sort(key=lambda r: (r.date or datetime.min, str(r.path)), reverse=True)
     return runs
-
-
-def find_checkpoints(outputs: str | Path, runs: list[Run] | None = None) -> list[CheckpointEntry]:
-    """Every ``*.ckpt`` of every run below ``outputs``, newest file first."""
-    runs = find_runs(outputs) if runs is None else runs
-    entries = [CheckpointEntry(path, run) for run in runs for path in run.checkpoints if path.is_file()]
-    entries.sort(key=lambda e: e.path.stat().st_mtime, reverse=True)
-    return entries
 
 
 def group_sweeps(runs: list[Run]) -> dict[Path, list[Run]]:
