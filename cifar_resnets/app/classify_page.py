@@ -29,6 +29,7 @@ import io
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,8 +104,9 @@ class Item:
     source: str  # "uploaded", "cifar10 test image", ...
     truth: str | None = None
 
-    @property
+    @cached_property
     def digest(self) -> str:
+        """The content's digest, the key of everything kept for it (hashed once per rerun)."""
         return _digest(self.data)
 
 
