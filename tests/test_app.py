@@ -789,6 +789,23 @@ def test_a_path_the_system_refuses_is_one_line(app: AppTest, tmp_path: Path) -> 
     assert "File name too long" in line and len(line) < 300 and "Traceback" not in line
 
 
+def test_a_bug_in_one_page_is_one_line_and_the_others_work(app_outputs: Path, monkeypatch) -> None:
+    from cifar_resnets.app import runs_page
+
+    def broken(runs):
+        raise RuntimeError("a bug in grouping")
+
+    monkeypatch.setattr(runs_page, "group_sweeps", broken)
+    monkeypatch.setenv("CIFAR_APP_OUTPUTS", str(app_outputs))
+    at = AppTest.from_file(str(APP), default_timeout=180).run()
+    assert not at.exception  # no traceback in the page
+    assert errors(at) == [
+        "The Runs page failed (RuntimeError: a bug in grouping); the other pages still work. Its details "
+        "are in the log of the terminal running cifar-app: please report them."
+    ]
+    assert at.multiselect(key="checkpoints").value == [f"{RUN_NAME} · last.ckpt"]
+
+
 def test_first_screen_draws_without_torch(tmp_path: Path) -> None:
     # A subprocess: this one has torch imported already. Nothing found, so nothing needs torch.
     code = (

@@ -37,6 +37,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
+from cifar_resnets.app.guard import guarded
 from cifar_resnets.app.models_page import Picked
 from cifar_resnets.data.images import (
     ACCEPTED_EXTENSIONS,
@@ -448,6 +449,10 @@ def summary_csv(items: list[Item], rows: list[Row]) -> str:
 
 @st.fragment
 def classify_page(picked: list[Picked]) -> None:
+    guarded("Classify", _classify_page, picked)
+
+
+def _classify_page(picked: list[Picked]) -> None:
     st.subheader("Classify")
     if not picked:
         st.info(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from cifar_resnets.app.guard import guarded
 from cifar_resnets.app.scan import Scan
 from cifar_resnets.app.text import run_row
 from cifar_resnets.reporting.runs import CSV_METRICS, EVENTS_GLOB, Run, group_sweeps, read_scalars
@@ -64,6 +65,10 @@ def _keep_selection() -> None:
 
 @st.fragment
 def runs_page(scan: Scan) -> None:
+    guarded("Runs", _runs_page, scan)
+
+
+def _runs_page(scan: Scan) -> None:
     st.subheader("Runs")
     if scan.folder is None:
         st.info(f"{scan.problem} Runs are listed here once there is an outputs folder.")

@@ -17,19 +17,15 @@ torch only when a checkpoint is read (importing it takes seconds, the first scre
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-from collections.abc import Callable
-from typing import Any
 
 import streamlit as st
 
+from cifar_resnets.app.guard import guarded
 from cifar_resnets.app.scan import current_scan, look_again
-from cifar_resnets.app.text import shortened
 
 OUTPUTS_ENV = "CIFAR_APP_OUTPUTS"
-log = logging.getLogger("cifar_resnets.app")
 
 
 def default_outputs() -> str:
@@ -38,27 +34,6 @@ def default_outputs() -> str:
     parser.add_argument("--outputs")
     args, _ = parser.parse_known_args(sys.argv[1:])
     return args.outputs if args.outputs is not None else os.environ.get(OUTPUTS_ENV, "outputs")
-
-
-def guarded(page: str, func: Callable[..., Any], *args: Any) -> Any:
-    """Run one page; a failure shows in that page as one line, and the other pages still work.
-
-    A ``UserError`` says what to do; anything else is a bug, reported in one line that names the
-    server's log, where its traceback goes (a user never sees a traceback in the page).
-    """
-    from cifar_resnets.errors import UserError
-
-    try:
-        return func(*args)
-    except UserError as err:  # an expected problem: its one line says what to do
-        st.error(str(err))
-    except Exception as err:  # noqa: BLE001 - a bug: one line here, the trace in the server's log
-        log.exception("the %s page failed", page)
-        st.error(
-            f"The {page} page failed ({type(err).__name__}: {shortened(str(err))}); the other pages "
-            "still work. Its details are in the log of the terminal running cifar-app: please report them."
-        )
-    return None
 
 
 STYLE = """<style>
@@ -97,11 +72,11 @@ def main() -> None:
     with classify_tab:
         from cifar_resnets.app.classify_page import classify_page
 
-        guarded("Classify", classify_page, picked)
+        classify_page(picked)  # a fragment, guarded inside: it also reruns on its own
     with runs_tab:
         from cifar_resnets.app.runs_page import runs_page
 
-        guarded("Runs", runs_page, scan)
+        runs_page(scan)
 
 
 main()
