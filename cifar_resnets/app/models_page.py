@@ -69,10 +69,6 @@ class Picked:
     model: LoadedModel
     version: Version
 
-    @property
-    def label(self) -> str:
-        return self.name
-
 
 def source_version(source: str) -> Version:
     """The cache key of a source: a file's version, else the text itself (a named or a missing one)."""
