@@ -11,9 +11,11 @@ from timings.
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -23,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
 import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
@@ -37,7 +38,7 @@ from cifar_resnets.data.images import ImageDecodeError, decode_image
 from cifar_resnets.data.synthetic import CIFAR10_CLASSES, _prototypes
 from cifar_resnets.inference.checkpoint import CheckpointError, load_model
 from cifar_resnets.inference.preprocess import Preprocess
-from cifar_resnets.reporting.runs import find_checkpoints, find_runs, group_sweeps, read_scalars
+from cifar_resnets.reporting.runs import find_runs, group_sweeps, read_scalars
 from cifar_resnets.training.train import train
 
 APP = REPO / "cifar_resnets" / "app" / "streamlit_app.py"
@@ -78,6 +79,27 @@ def copy_run(run_dir: Path, outputs: Path, date: str = "2026-01-02", name: str =
     """A copy of a run folder at ``outputs/runs/<date>/<name>`` (file times kept); returns it."""
     target = outputs / "runs" / date / name
     shutil.copytree(run_dir, target)
+    return target
+
+
+def reweighted_copy(checkpoint: Path, target: Path, scale: float) -> Path:
+    """A copy of a checkpoint with its classifier weights scaled: another model, the same answers."""
+    stored = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    for key, value in stored["state_dict"].items():
+        if key.startswith("net.") and key.endswith("fc.weight"):
+            stored["state_dict"][key] = value * scale
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(stored, target)
+    return target
+
+
+def reweighted_run(run_dir: Path, outputs: Path, date: str, name: str, scale: float) -> Path:
+    """A copy of a run whose checkpoints are ``reweighted_copy``s (file times kept)."""
+    target = copy_run(run_dir, outputs, date, name)
+    for path in (target / "checkpoints").glob("*.ckpt"):
+        times = path.stat()
+        reweighted_copy(path, path, scale)
+        os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))
     return target
 
 
@@ -223,6 +245,36 @@ def app(app_outputs: Path, monkeypatch) -> AppTest:
     return at
 
 
+def result_rows(at: AppTest) -> list[str]:
+    """The HTML of each image's result row on the Classify page."""
+    return [e.proto.body for e in at.get("html") if 'class="cr-row"' in e.proto.body]
+
+
+def cards(row: str) -> list[tuple[str, str, list[str]]]:
+    """(title, top-1 class, the labels of its top-5 bars) of each model card of a result row."""
+    titles = re.findall(r'<div class="cr-title">(.*?)</div><div class="cr-top1">top-1: <b>(.*?)</b>', row)
+    labels = [
+        re.findall(r'class="cr-label" title="[^"]*">(.*?)</span>', card)
+        for card in row.split('<div class="cr-cell cr-model">')[1:]
+    ]
+    return [
+        (html.unescape(t), html.unescape(b), [html.unescape(x) for x in ls])
+        for (t, b), ls in zip(titles, labels)
+    ]
+
+
+def row_facts(row: str, kind: str) -> list[str]:
+    """The texts of the row's ``cr-<kind>`` elements (name, note, warn)."""
+    return [html.unescape(t) for t in re.findall(rf'<div class="cr-{kind}">(.*?)</div>', row)]
+
+
+def summary(at: AppTest):
+    """The Classify page's summary table (image x model -> top-1 and confidence), opened as a user does."""
+    at.session_state["summary_open"] = True
+    at.run()
+    return next(df.value for df in at.dataframe if "image" in df.value.columns)
+
+
 def errors(at: AppTest) -> list[str]:
     return [e.value for e in at.error]
 
@@ -244,12 +296,18 @@ def upload(at: AppTest, *files: tuple[str, bytes]) -> AppTest:
 def test_models_page_lists_and_loads_the_checkpoint(app: AppTest, checkpoint: Path) -> None:
     assert not errors(app)
     picker = app.multiselect(key="checkpoints")
-    assert picker.value == [str(checkpoint.relative_to(checkpoint.parents[4]))]
+    # one entry per run: last.ckpt and the final epoch's file hold the same weights
+    assert picker.options == picker.value == [f"{RUN_NAME} · last.ckpt"]
     table = app.dataframe[0].value
-    assert checkpoint.name in {Path(p).name for p in table["path"]}
+    assert list(table["checkpoint"]) == [f"{RUN_NAME} · last.ckpt"] and list(table["picked"]) == ["✓"]
+    assert Path(table["path"][0].split(" (")[0]) == checkpoint
+    assert "(same weights: epoch" in table["path"][0]
     assert set(table["model"]) == {"resnet20"} and set(table["data"]) == {"cifar10"}
+    assert list(table["status"]) == ["completed"] and list(table["input"]) == ["32x32"]
+    assert list(table.columns)[:5] == ["checkpoint", "picked", "status", "test acc", "path"]
     assert table["test acc"][0].endswith("%") and 0.0 <= float(table["test acc"][0][:-1]) <= 100.0
-    assert "Loaded 1 checkpoint" in markdown_text(app)
+    assert "1 of 1 checkpoint picked" in markdown_text(app)
+    assert [h.value for h in app.subheader][:1] == ["Models"]
 
 
 def test_newest_checkpoint_that_loads_is_preselected_and_broken_ones_are_listed_apart(
@@ -262,10 +320,10 @@ def test_newest_checkpoint_that_loads_is_preselected_and_broken_ones_are_listed_
     at = AppTest.from_file(str(APP), default_timeout=180).run()
     assert not at.exception
     picker = at.multiselect(key="checkpoints")
-    assert picker.value == [str(checkpoint.relative_to(checkpoint.parents[4]))]
+    assert picker.value == [f"{RUN_NAME} · last.ckpt"]
     assert picker.options and not any("broken" in option for option in picker.options)
     text = markdown_text(at)
-    assert "Loaded 1 checkpoint" in text and f"1 checkpoint under `{outputs}` cannot be used" in text
+    assert "1 of 1 checkpoint picked" in text and f"1 checkpoint under `{outputs}` cannot be used" in text
     assert errors(at) == [refusal(broken.resolve())]
     assert not any("Pick at least one checkpoint" in i.value for i in at.info)
 
@@ -274,12 +332,17 @@ def test_upload_predicts_the_known_class(app: AppTest, known_class: int) -> None
     name = CIFAR10_CLASSES[known_class]
     upload(app, ("proto.png", png_bytes(prototype_image(known_class))))
     assert not errors(app)
-    assert [s.value for s in app.subheader] == ["proto.png"]
-    assert f"top-1: **{name}**" in markdown_text(app)
-    assert any(c.value.startswith(f"top-5: {name} ") and c.value.count("%") == 5 for c in app.caption)
+    [row] = result_rows(app)
+    assert row_facts(row, "name") == ["proto.png"]
     # the uploaded image, then the image as the net sees it: 32x32, shown enlarged
-    captions = [img.caption for element in app.get("image") for img in element.proto.imgs]
-    assert captions == ["uploaded PNG, 64x64", "as the net sees it (32x32)"]
+    assert row_facts(row, "note") == ["uploaded PNG, 64x64; as the net sees it: 32x32"]
+    [(title, best, labels)] = cards(row)
+    assert title == f"{RUN_NAME} · last.ckpt" and best == name
+    assert len(labels) == 5 and labels[0] == name and len(set(labels)) == 5  # all five bars labelled
+    assert not app.get("download_button")  # the summary is built when it is opened
+    table = summary(app)
+    assert list(table["image"]) == ["proto.png"] and table[title][0].startswith(f"{name} ")
+    assert [b.proto.label for b in app.get("download_button")] == ["Download as CSV"]
 
 
 def test_several_images_of_every_supported_kind(app: AppTest, known_class: int) -> None:
@@ -298,11 +361,12 @@ def test_several_images_of_every_supported_kind(app: AppTest, known_class: int) 
     ]
     upload(app, *files)
     assert not errors(app)
-    assert [s.value for s in app.subheader] == [name for name, _ in files]
+    rows = result_rows(app)
+    assert [row_facts(r, "name")[0] for r in rows] == [name for name, _ in files]
     name = CIFAR10_CLASSES[known_class]
     # colour images keep the answer; the grey ones just have to be classified
-    tops = [m.value for m in app.markdown if "top-1:" in m.value]
-    assert len(tops) == len(files) and all(f"**{name}**" in t for t in tops[:4] + tops[5:6])
+    tops = [cards(r)[0][1] for r in rows]
+    assert len(tops) == len(files) and all(t == name for t in tops[:4] + tops[5:6])
 
 
 @pytest.mark.parametrize(
@@ -323,28 +387,27 @@ def test_bad_image_gives_one_message_and_the_app_keeps_serving(
     upload(app, (filename, data), good)
     assert len(errors(app)) == 1 and message in errors(app)[0] and filename in errors(app)[0]
     # the good image next to it is still classified, and the session keeps working
-    assert [s.value for s in app.subheader] == ["good.png"]
+    assert [row_facts(r, "name") for r in result_rows(app)] == [["good.png"]]
     upload(app, good)
-    assert not errors(app) and f"top-1: **{CIFAR10_CLASSES[known_class]}**" in markdown_text(app)
+    assert not errors(app) and cards(result_rows(app)[0])[0][1] == CIFAR10_CLASSES[known_class]
 
 
 def test_several_checkpoints_side_by_side_and_ensemble(
-    app: AppTest, app_outputs: Path, checkpoint: Path, known_class: int, tmp_path: Path
+    app: AppTest, checkpoint: Path, known_class: int, tmp_path: Path, monkeypatch
 ) -> None:
-    # a second checkpoint: the same weights in another run folder, typed as a path
-    second = tmp_path / "other_run" / "checkpoints" / "last.ckpt"
-    second.parent.mkdir(parents=True)
-    shutil.copy(checkpoint, second)
-    app.text_input(key="typed_paths").input(str(second)).run()
-    assert not errors(app) and "Loaded 2 checkpoints" in markdown_text(app)
+    # a second model (scaled classifier weights) in another run folder, typed as a path; then the
+    # picked checkpoint typed again by a relative path: it is the same entry, counted once
+    second = reweighted_copy(checkpoint, tmp_path / "other_run" / "checkpoints" / "last.ckpt", 1.5)
+    monkeypatch.chdir(checkpoint.parent)
+    app.text_input(key="typed_paths").input(f"{second}, last.ckpt, ./last.ckpt").run()
+    assert not errors(app) and "2 of 2 checkpoints picked" in markdown_text(app)
     upload(app, ("proto.png", png_bytes(prototype_image(known_class))))
-    titles = [m.value.split("\n")[0].strip() for m in app.markdown if "top-1:" in m.value]
-    assert titles == [
-        "**resnet20 · 03-04-05_resnet8_cifar10**",
-        "**resnet20 · other_run**",
-        "**Ensemble (mean of 2)**",
-    ]
-    assert all(f"**{CIFAR10_CLASSES[known_class]}**" in m.value for m in app.markdown if "top-1:" in m.value)
+    [row] = result_rows(app)
+    titles = [title for title, _, _ in cards(row)]
+    assert titles == [f"{RUN_NAME} · last.ckpt", "other_run · last.ckpt", "Ensemble (mean of 2)"]
+    assert all(best == CIFAR10_CLASSES[known_class] for _, best, _ in cards(row))
+    # the same names in the summary table
+    assert list(summary(app).columns) == ["image", *titles]
 
 
 def test_no_ensemble_across_different_classes(app: AppTest, checkpoint: Path, tmp_path: Path) -> None:
@@ -354,7 +417,7 @@ def test_no_ensemble_across_different_classes(app: AppTest, checkpoint: Path, tm
     torch.save(other, path)
     app.text_input(key="typed_paths").input(str(path)).run()
     upload(app, ("x.png", png_bytes(prototype_image(0))))
-    assert not any("Ensemble" in m.value for m in app.markdown)
+    assert not any("Ensemble" in title for title, _, _ in cards(result_rows(app)[0]))
     assert any("do not predict the same classes" in c.value for c in app.caption)
 
 
@@ -372,7 +435,7 @@ def test_bad_checkpoint_shows_the_readers_own_line_and_runs_no_code(
     assert not bad_checkpoints["marker"].exists()
     # the good checkpoint picked from the list still works
     upload(app, ("proto.png", png_bytes(prototype_image(known_class))))
-    assert f"top-1: **{CIFAR10_CLASSES[known_class]}**" in markdown_text(app)
+    assert cards(result_rows(app)[0])[0][1] == CIFAR10_CLASSES[known_class]
 
 
 def test_each_kind_of_bad_checkpoint_gets_its_own_words(bad_checkpoints: dict[str, Path]) -> None:
@@ -408,13 +471,15 @@ def test_sample_test_images_from_the_checkpoint_dataset(app: AppTest) -> None:
     app.number_input(key="sample_count").set_value(3)
     app.button(key="sample").click().run()
     assert not errors(app) and not app.exception
-    heads = [s.value for s in app.subheader]
+    rows = result_rows(app)
+    heads = [row_facts(r, "name")[0] for r in rows]
     assert len(heads) == 3 and all("cifar10 test image #" in h and "(true class: " in h for h in heads)
-    assert sum("top-1:" in m.value for m in app.markdown) == 3
-    captions = [img.caption for element in app.get("image") for img in element.proto.imgs]
-    assert captions[::2] == ["cifar10 test image, 32x32"] * 3  # not "uploaded"
+    assert all(len(cards(r)) == 1 for r in rows)
+    notes = [row_facts(r, "note")[0] for r in rows]
+    assert notes == ["cifar10 test image, 32x32; as the net sees it: 32x32"] * 3  # not "uploaded"
+    assert "true class" in summary(app).columns
     app.button(key="clear_samples").click().run()
-    assert not app.subheader
+    assert not result_rows(app)
 
 
 def test_runs_page_lists_runs_sweeps_and_curves(app_outputs: Path, monkeypatch, tmp_path: Path) -> None:
@@ -444,9 +509,10 @@ def test_outputs_folder_that_is_missing_a_file_or_empty(
 ) -> None:
     (tmp_path / "notes.txt").write_text("x")
     cases = {
-        str(tmp_path / "nowhere"): "does not exist",
+        str(tmp_path / "nowhere"): "does not exist yet: train a net with `cifar-train`",
         str(tmp_path / "notes.txt"): "is a file, not a folder",
         "   ": "Type the folder cifar-train writes to",
+        str(tmp_path / ("x" * 300) / "outputs"): "cannot be a folder (File name too long)",
     }
     monkeypatch.chdir(app_outputs)  # an empty field must not list the working folder's runs
     for typed, message in cases.items():
@@ -454,8 +520,12 @@ def test_outputs_folder_that_is_missing_a_file_or_empty(
         at = AppTest.from_file(str(APP), default_timeout=180).run()
         assert not at.exception and not at.error
         assert [w.value for w in at.warning if message in w.value], [w.value for w in at.warning]
+        assert all(len(w.value) < 400 for w in at.warning)  # a pasted log line is shortened
         assert not at.dataframe and not at.multiselect(key="checkpoints").options
-        assert any("Pick at least one checkpoint" in i.value for i in at.info)
+        # the Models page says why and what to do (the sidebar is closed on a phone)
+        infos = [i.value for i in at.info]
+        assert any(message in i for i in infos) and any("No checkpoints to pick yet" in i for i in infos)
+        assert any("Pick at least one checkpoint" in i for i in infos)
 
 
 def test_an_existing_folder_is_not_reported_missing(app: AppTest, checkpoint: Path) -> None:
@@ -476,30 +546,22 @@ def test_a_run_without_test_score_or_metrics_reads_in_words(
     monkeypatch.setenv("CIFAR_APP_OUTPUTS", str(outputs))
     at = AppTest.from_file(str(APP), default_timeout=180).run()
     assert not at.exception and not errors(at)
-    checkpoints, loaded, runs = (at.dataframe[i].value for i in range(3))
-    tables = (checkpoints, loaded, runs)
+    checkpoints, runs = (at.dataframe[i].value for i in range(2))
+    tables = (checkpoints, runs)
     assert {value for table in tables for value in table["test acc"]} == {"not tested"}
     assert list(runs["test loss"]) == ["—"]
-    assert not any(
-        value is None or value == "None"
-        for table in (checkpoints, loaded, runs)
-        for value in table.to_numpy().ravel()
-    )
+    assert not any(value is None or value == "None" for table in tables for value in table.to_numpy().ravel())
     # one run, one date: when it started, in every table (the checkpoint file's time is another fact)
     assert {*checkpoints["started"], *runs["started"]} == {"2026-01-02 03:04"}
     assert "date" not in checkpoints and "date" not in runs
-    assert "not tested" in at.multiselect(key="checkpoints").options[0]
 
 
 def test_a_second_interaction_reuses_every_cached_prediction(
     app: AppTest, checkpoint: Path, known_class: int, tmp_path: Path
 ) -> None:
-    second = tmp_path / "other_run" / "checkpoints" / "last.ckpt"
-    second.parent.mkdir(parents=True)
-    shutil.copy(checkpoint, second)
+    second = reweighted_copy(checkpoint, tmp_path / "other_run" / "checkpoints" / "last.ckpt", 0.5)
     app.text_input(key="typed_paths").input(str(second)).run()
-    st.cache_data.clear()
-    image = png_bytes(prototype_image(known_class, size=40))
+    image = png_bytes(prototype_image(known_class, size=41))
     before = classify_page.forward_calls
     upload(app, ("proto.png", image))
     assert "2 predictions: 2 computed, 0 from the cache" in [c.value for c in app.caption]
@@ -513,10 +575,10 @@ def test_a_second_interaction_reuses_every_cached_prediction(
     app.radio(key="tta").set_value("none").run()
     assert "2 predictions: 0 computed, 2 from the cache" in [c.value for c in app.caption]
     # a second image: only its own predictions are computed
-    upload(app, ("proto.png", image), ("other.png", png_bytes(prototype_image(known_class, size=44))))
+    upload(app, ("proto.png", image), ("other.png", png_bytes(prototype_image(known_class, size=45))))
     assert "4 predictions: 2 computed, 2 from the cache" in [c.value for c in app.caption]
     assert classify_page.forward_calls == before + 6
-    assert f"top-1: **{CIFAR10_CLASSES[known_class]}**" in markdown_text(app)
+    assert cards(result_rows(app)[0])[0][1] == CIFAR10_CLASSES[known_class]
 
 
 def test_uploads_are_judged_by_content_and_refusals_say_why(app: AppTest, known_class: int) -> None:
@@ -533,29 +595,54 @@ def test_uploads_are_judged_by_content_and_refusals_say_why(app: AppTest, known_
         ("scan.png", tiff),
         ("notes.jpg", text),
     )
-    assert [s.value for s in app.subheader] == ["moving.gif", "renamed.png", "dot.png"]
+    rows = result_rows(app)
+    assert [row_facts(r, "name")[0] for r in rows] == ["moving.gif", "renamed.png", "dot.png"]
     # the decoder's own line, which names what the file is
     assert errors(app) == [decoder_says(tiff, "scan.png"), decoder_says(text, "notes.jpg")]
     assert (
         "is a TIFF image, not one of the accepted" in errors(app)[0] and "is not an image" in errors(app)[1]
     )
-    captions = [img.caption for element in app.get("image") for img in element.proto.imgs][::2]
-    assert captions == ["uploaded GIF, 48x48", "uploaded GIF (named .png), 48x48", "uploaded PNG, 1x1"]
-    tops = [m.value for m in app.markdown if "top-1:" in m.value]
-    assert all(f"**{CIFAR10_CLASSES[known_class]}**" in t for t in tops[:2])
-    # the 1x1 image is classified, under a warning that says why its answer means little
-    assert [w.value for w in app.warning] == [
-        "1x1 is far smaller than the 32x32 images this net was trained on: it is enlarged to a blur, "
-        "so its answer means little"
+    notes = [row_facts(r, "note")[0].split(";")[0] for r in rows]
+    assert notes == [
+        "uploaded GIF, 48x48, first of its 2 frames",
+        "uploaded GIF (named .png), 48x48",
+        "uploaded PNG, 1x1",
     ]
+    assert all(cards(r)[0][1] == CIFAR10_CLASSES[known_class] for r in rows[:2])
+    # the 1x1 image is classified, under a warning that says why its answer means little
+    assert [row_facts(r, "warn") for r in rows] == [
+        [],
+        [],
+        [
+            "⚠ 1x1 is far smaller than the 32x32 images this net was trained on: it is enlarged to a "
+            "blur, so its answer means little"
+        ],
+    ]
+
+
+def test_refusals_read_as_plain_words(app: AppTest, known_class: int) -> None:
+    photo = png_bytes(prototype_image(3, 256), "JPEG")
+    upload(
+        app,
+        ("cut.jpg", photo[: len(photo) // 3]),  # two thirds missing
+        ("empty.png", b""),
+        ("bomb.png", png_header_only(30_000, 30_000)),
+    )
+    cut, empty, bomb = errors(app)
+    assert "the file ends before the picture does" in cut and "bytes not processed" not in cut
+    assert empty.endswith("copy or download the whole file again") and "pass the" not in empty
+    assert "PIL" not in bomb and "decompression bomb" in bomb
+    uploader = app.get("file_uploader")[0].proto.label
+    assert "any size" not in uploader and "MB" in uploader and "pixels" in uploader
 
 
 def test_size_warnings_follow_the_training_size() -> None:
     cifar = Preprocess(32, (0.5,) * 3, (0.25,) * 3)
     assert cifar.size_warning(32, 32) is None and cifar.size_warning(400, 300) is None
     assert "far smaller than the 32x32" in cifar.size_warning(15, 40)
-    assert "far larger than the 32x32" in cifar.size_warning(600, 500)
+    assert cifar.size_warning(600, 500) is None and cifar.size_warning(4000, 3000) is None  # any photo
     assert "squashed to a square" in cifar.size_warning(100, 40)
+    assert "squashed to a square" in cifar.size_warning(2000, 40)  # a strip, not "too large"
     imagenet = Preprocess(224, (0.5,) * 3, (0.25,) * 3, resize_size=256)
     assert imagenet.size_warning(600, 200) is None  # centre-cropped, not squashed
     assert "far smaller than the 256x256" in imagenet.size_warning(64, 64)
@@ -584,7 +671,7 @@ def test_curves_keep_one_colour_per_run_integer_steps_and_readable_values(
     assert not at.exception and not errors(at)
     assert at.multiselect(key="plot_tags").value[:2] == ["val/acc", "val/loss"]
     specs = [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]
-    curves = [spec for spec in specs if spec["encoding"]["x"]["field"] == "step"]
+    curves = [spec for spec in specs if spec["encoding"]["x"]["field"] in ("step", "epoch")]
     assert len(curves) >= 2
     scales = [spec["encoding"]["color"]["scale"] for spec in curves]
     colour = {run: c for scale in scales for run, c in zip(scale["domain"], scale["range"])}
@@ -595,12 +682,128 @@ def test_curves_keep_one_colour_per_run_integer_steps_and_readable_values(
             spec["encoding"]["x"]["axis"]["format"] == "d"
             and spec["encoding"]["x"]["axis"]["tickMinStep"] == 1
         )
-        assert spec["encoding"]["y"]["axis"]["format"] == ".4~g"
+        fmt = "%" if spec["encoding"]["y"]["title"].endswith("acc") else ".4~g"
+        assert spec["encoding"]["y"]["axis"]["format"] == fmt  # accuracy as a percentage, as in tables
     # a curve of one value gets a domain around it, not one of zero width
     one_point = curve_chart([{"run": "r", "step": 3, "value": 0.25}], "val/acc", {"r": "#4c78a8"}).to_dict()
     low, high = one_point["encoding"]["y"]["scale"]["domain"]
     assert low < 0.25 < high
     assert one_point["encoding"]["x"]["scale"]["domain"] == [2, 4]
+
+
+def test_runs_page_counts_runs_keeps_colours_and_cuts_a_diverged_epoch(
+    checkpoint: Path, monkeypatch, tmp_path: Path
+) -> None:
+    outputs = tmp_path / "outputs"
+    copy_run(checkpoint.parents[1], outputs)
+    stray = outputs / "runs" / "2026-01-06" / "10-00-00_stray" / "checkpoints"
+    stray.mkdir(parents=True)
+    shutil.copy(checkpoint, stray / "last.ckpt")  # checkpoints only: not a run
+    diverged = copy_run(checkpoint.parents[1], outputs, "2026-01-03", "08-00-00_diverged")
+    for events in diverged.glob("events.out.tfevents.*"):
+        events.unlink()
+    losses = [2.0, 1.5, 920.0, 1.2, 1.1, 1.0]
+    _write_scalars(
+        diverged,
+        {
+            "val/loss": [(10 * (e + 1), v) for e, v in enumerate(losses)],
+            "val/acc": [(10 * (e + 1), 0.1 * e) for e in range(6)],
+            "epoch": [(10 * (e + 1), e) for e in range(6)],
+        },
+    )
+    (diverged / "metrics.json").write_text(json.dumps({"status": "diverged", "error": "loss is nan"}))
+    monkeypatch.setenv("CIFAR_APP_OUTPUTS", str(outputs))
+    at = AppTest.from_file(str(APP), default_timeout=180).run()
+    assert not at.exception and not errors(at)
+    runs = at.dataframe[-1].value
+    assert list(runs["run"]) == ["08-00-00_diverged", RUN_NAME]  # the stray folder is not a run
+    assert list(runs["status"]) == ["diverged", "completed"]  # as metrics.json records it
+    assert not any(value in ("?", None) for value in runs.to_numpy().ravel())
+    assert any("10-00-00_stray" in c.value and "Not counted as runs" in c.value for c in at.caption)
+    assert at.multiselect(key="plot_runs").value == ["08-00-00_diverged", RUN_NAME]
+
+    def specs() -> dict[str, dict]:
+        found = (json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart"))
+        return {spec["encoding"]["y"]["title"]: spec for spec in found}
+
+    loss = specs()["val/loss"]
+    assert loss["encoding"]["x"]["field"] == "epoch"  # runs of different lengths line up by epoch
+    assert loss["encoding"]["y"]["scale"]["domain"][1] < 10 and "cut off" in loss["title"]
+    assert loss["encoding"]["color"]["legend"]["orient"] == "bottom"
+    colours = dict(zip(*(loss["encoding"]["color"]["scale"][k] for k in ("domain", "range"))))
+
+    # a new run appears (after Look again): the others keep their colours and the plot keeps its runs
+    copy_run(checkpoint.parents[1], outputs, "2026-01-07", "09-00-00_newer")
+    at.button(key="look_again").click().run()
+    assert at.multiselect(key="plot_runs").value == ["08-00-00_diverged", RUN_NAME]
+    loss = specs()["val/loss"]
+    assert dict(zip(*(loss["encoding"]["color"]["scale"][k] for k in ("domain", "range")))) == colours
+
+    # nothing picked: the page says what to do rather than stay blank
+    at.multiselect(key="plot_tags").set_value([]).run()
+    assert any("Pick curves above" in i.value for i in at.info)
+    at.multiselect(key="plot_runs").set_value([]).run()
+    assert any("Pick runs above" in i.value for i in at.info)
+
+
+def test_the_selection_survives_a_mistyped_folder_a_missing_run_and_a_new_one(
+    checkpoint: Path, monkeypatch, tmp_path: Path
+) -> None:
+    outputs = tmp_path / "outputs"
+    good = copy_run(checkpoint.parents[1], outputs)
+    second = reweighted_run(good, outputs, "2026-01-03", "07-00-00_second", 1.5)
+    names = ["07-00-00_second · last.ckpt", f"{RUN_NAME} · last.ckpt"]
+    monkeypatch.setenv("CIFAR_APP_OUTPUTS", str(outputs))
+    at = AppTest.from_file(str(APP), default_timeout=180).run()
+    picker = at.multiselect(key="checkpoints")
+    assert picker.options == names and picker.value == names[:1]  # the newest, once per run
+    picker.set_value(names).run()
+    # a one-character typo in the folder, fixed at once
+    at.text_input(key="outputs").input(f"{outputs}x").run()
+    assert not at.multiselect(key="checkpoints").options and not at.exception
+    at.text_input(key="outputs").input(str(outputs)).run()
+    assert at.multiselect(key="checkpoints").value == names
+    # a picked run gone for a moment: the other stays picked, and the run comes back picked
+    shutil.move(second, tmp_path / "away")
+    at.button(key="look_again").click().run()
+    assert at.multiselect(key="checkpoints").value == names[1:]
+    shutil.move(tmp_path / "away", second)
+    at.button(key="look_again").click().run()
+    assert at.multiselect(key="checkpoints").value == names
+    # a newer run appears: listed first, the selection unchanged
+    reweighted_run(good, outputs, "2026-01-04", "08-00-00_third", 2.0)
+    at.button(key="look_again").click().run()
+    picker = at.multiselect(key="checkpoints")
+    assert picker.options[0] == "08-00-00_third · last.ckpt" and picker.value == names
+    assert "2 of 3 checkpoints picked" in markdown_text(at)
+    # nothing picked on purpose stays so
+    picker.set_value([]).run()
+    at.button(key="look_again").click().run()
+    assert at.multiselect(key="checkpoints").value == []
+
+
+def test_a_path_the_system_refuses_is_one_line(app: AppTest, tmp_path: Path) -> None:
+    app.text_input(key="typed_paths").input(str(tmp_path / ("x" * 300) / "last.ckpt")).run()
+    assert not app.exception
+    [line] = errors(app)
+    assert "File name too long" in line and len(line) < 300 and "Traceback" not in line
+
+
+def test_a_bug_in_one_page_is_one_line_and_the_others_work(app_outputs: Path, monkeypatch) -> None:
+    from cifar_resnets.app import runs_page
+
+    def broken(runs):
+        raise RuntimeError("a bug in grouping")
+
+    monkeypatch.setattr(runs_page, "group_sweeps", broken)
+    monkeypatch.setenv("CIFAR_APP_OUTPUTS", str(app_outputs))
+    at = AppTest.from_file(str(APP), default_timeout=180).run()
+    assert not at.exception  # no traceback in the page
+    assert errors(at) == [
+        "The Runs page failed (RuntimeError: a bug in grouping); the other pages still work. Its details "
+        "are in the log of the terminal running cifar-app: please report them."
+    ]
+    assert at.multiselect(key="checkpoints").value == [f"{RUN_NAME} · last.ckpt"]
 
 
 def test_first_screen_draws_without_torch(tmp_path: Path) -> None:
@@ -664,7 +867,6 @@ def test_run_readers(app_outputs: Path, checkpoint: Path) -> None:
     assert run.model == "resnet20" and run.data == "cifar10" and run.finished and run.sweep is None
     assert run.date is not None and run.date.strftime("%Y-%m-%d %H:%M:%S") == "2026-01-02 03:04:05"
     assert checkpoint in run.checkpoints
-    assert checkpoint in [e.path for e in find_checkpoints(app_outputs)]
     scalars = read_scalars(run.path)
     assert len(scalars["val/acc"]) == 3 and [s for s, _ in scalars["val/acc"]] == sorted(
         s for s, _ in scalars["val/acc"]
@@ -681,12 +883,20 @@ def test_launcher_command_line(app_outputs: Path, tmp_path: Path, capsys) -> Non
     assert argv[argv.index("--server.address") + 1] == "127.0.0.1"
     assert argv[argv.index("--server.headless") + 1] == "true"
     assert argv[-3:] == ["--", "--outputs", str(app_outputs)]
+    # a folder that does not exist yet is fine: the app says how to fill it
+    assert parse_args(["--outputs", str(tmp_path / "nowhere")]).outputs == tmp_path / "nowhere"
     (tmp_path / "notes.txt").write_text("x")
     for outputs, message in [
-        (str(tmp_path / "nowhere"), "does not exist"),
         (str(tmp_path / "notes.txt"), "is a file, not a folder"),
         ("", "--outputs is empty"),  # not the working folder
+        (str(tmp_path / ("x" * 300)), "File name too long; pass the folder cifar-train writes to"),
     ]:
         with pytest.raises(SystemExit) as exit_:
             parse_args(["--outputs", outputs])
         assert exit_.value.code == 2 and message in capsys.readouterr().err
+    # the installed command: one line, exit 2, no traceback
+    script = Path(sys.executable).with_name("cifar-app")
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "cifar_resnets.cli.app"]
+    proc = subprocess.run([*command, "--outputs", "x" * 300], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("cifar-app: error: --outputs xxx")

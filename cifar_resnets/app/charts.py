@@ -1,4 +1,4 @@
-"""The app's Altair charts: a prediction's top classes, and training curves with one colour per run.
+"""The app's Altair charts: training curves with one colour per run.
 
 Vega-Lite picks colours per chart from the values present in it, so a run would change colour when
 another chart lacks one of the runs; here every run gets its colour from its place among all the runs
@@ -6,8 +6,7 @@ found, and each chart is given that mapping explicitly. Steps are integers (no 3
 curve with a single value gets a padded axis, since a zero-width domain is drawn with ticks such as
 0.000000.
 
-Charts stretch to their container and draw no text outside their bars, so they never spill into
-the next column on a narrow screen.
+Charts stretch to their container, with the legend below the plot, so a phone keeps the plot's width.
 """
 
 from __future__ import annotations
@@ -23,30 +22,12 @@ PALETTE = (
 )  # fmt: skip
 VALUE_FORMAT = ".4~g"  # four significant digits, trailing zeros dropped: 0.9123, 2.3, 1e-4
 MANY_POINTS = 60  # above this many points a curve is drawn as a line without point marks
+OUTLIER = 10  # values over this many times the upper quartile are cut off the axis
 
 
 def run_colours(names: list[str]) -> dict[str, str]:
     """A fixed colour for each run name, by its place in ``names`` (all the runs found)."""
     return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
-
-
-def top_chart(ranked: list[tuple[str, float]]) -> alt.Chart:
-    frame = pd.DataFrame(ranked, columns=["class", "probability"])
-    return (
-        alt.Chart(frame)
-        .mark_bar()
-        .encode(
-            y=alt.Y("class:N", sort=None, title=None),
-            x=alt.X(
-                "probability:Q",
-                scale=alt.Scale(domain=[0, 1]),
-                axis=alt.Axis(format="%", tickCount=4),
-                title=None,
-            ),
-            tooltip=["class", alt.Tooltip("probability:Q", format=".2%")],
-        )
-        .properties(height=24 * len(frame) + 10)
-    )
 
 
 def _padded(low: float, high: float) -> list[float] | None:
@@ -57,23 +38,53 @@ def _padded(low: float, high: float) -> list[float] | None:
     return [low - pad, high + pad]
 
 
+def _robust_top(values: pd.Series) -> float | None:
+    """Where to cut the axis when a few values (a diverged epoch) dwarf the rest, else None."""
+    typical = float(values.quantile(0.75))
+    if len(values) < 5 or typical <= 0 or float(values.max()) <= OUTLIER * typical:
+        return None
+    return float(values[values <= OUTLIER * typical].max()) * 1.1
+
+
 def curve_chart(rows: list[dict], tag: str, colours: dict[str, str]) -> alt.Chart:
-    """One tag's curves; ``rows`` hold ``run``, ``step`` and ``value``; ``colours`` the picked runs."""
+    """One tag's curves; ``rows`` hold ``run``, ``step``, ``epoch`` (or None) and ``value``.
+
+    Epoch-level curves (one point per epoch) are drawn against the epoch, so runs of different
+    lengths line up; step-level ones against the step. Accuracies read as percentages, as in the
+    tables. A few values far above the rest (a diverged epoch) are cut off the axis rather than
+    flattening every other curve; the title says so.
+    """
     frame = pd.DataFrame(rows)
-    steps = (int(frame["step"].min()), int(frame["step"].max()))
+    by_epoch = "epoch" in frame and frame["epoch"].notna().all()
+    if by_epoch:
+        by_epoch = not frame.duplicated(["run", "epoch"]).any()
+    if by_epoch:
+        frame["epoch"] = frame["epoch"].astype(int) + 1  # epochs done, counted from 1
+    x_field = "epoch" if by_epoch else "step"
+    steps = (int(frame[x_field].min()), int(frame[x_field].max()))
     values = (float(frame["value"].min()), float(frame["value"].max()))
     x_scale = alt.Scale(domain=[steps[0] - 1, steps[1] + 1]) if steps[0] == steps[1] else alt.Scale()
     y_domain = _padded(*values)
+    top = _robust_top(frame["value"])
+    title = tag
+    if top is not None:
+        y_domain, title = [values[0], top], f"{tag} (values above {top:.4g} cut off)"
     y_scale = alt.Scale(zero=False, domain=y_domain) if y_domain else alt.Scale(zero=False)
+    fraction = tag.rsplit("/", 1)[-1].startswith("acc") and values[1] <= 1.0
+    y_format = "%" if fraction else VALUE_FORMAT
     runs = list(colours)
     return (
         alt.Chart(frame)
-        .mark_line(point=len(frame) <= MANY_POINTS)
+        .mark_line(point=len(frame) <= MANY_POINTS, clip=True)
         .encode(
-            x=alt.X("step:Q", scale=x_scale, axis=alt.Axis(format="d", tickMinStep=1), title="step"),
-            y=alt.Y("value:Q", scale=y_scale, axis=alt.Axis(format=VALUE_FORMAT), title=tag),
-            color=alt.Color("run:N", scale=alt.Scale(domain=runs, range=[colours[r] for r in runs])),
-            tooltip=["run", "step", alt.Tooltip("value:Q", format=VALUE_FORMAT)],
+            x=alt.X(f"{x_field}:Q", scale=x_scale, axis=alt.Axis(format="d", tickMinStep=1), title=x_field),
+            y=alt.Y("value:Q", scale=y_scale, axis=alt.Axis(format=y_format), title=tag),
+            color=alt.Color(
+                "run:N",
+                scale=alt.Scale(domain=runs, range=[colours[r] for r in runs]),
+                legend=alt.Legend(orient="bottom", columns=1, labelLimit=0, title=None),
+            ),
+            tooltip=["run", x_field, alt.Tooltip("value:Q", format=".2%" if fraction else VALUE_FORMAT)],
         )
-        .properties(title=tag, height=260)
+        .properties(title=title, height=260)
     )

@@ -19,12 +19,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
-from typing import Any
 
 import streamlit as st
 
-from cifar_resnets.app.text import outputs_folder
+from cifar_resnets.app.guard import guarded
+from cifar_resnets.app.scan import current_scan, look_again
 
 OUTPUTS_ENV = "CIFAR_APP_OUTPUTS"
 
@@ -37,42 +36,47 @@ def default_outputs() -> str:
     return args.outputs if args.outputs is not None else os.environ.get(OUTPUTS_ENV, "outputs")
 
 
-def guarded(page: str, func: Callable[..., Any], *args: Any) -> Any:
-    """Run one page; a failure shows in that page with its traceback, and the other pages still work."""
-    from cifar_resnets.errors import UserError
-
-    try:
-        return func(*args)
-    except UserError as err:  # an expected problem: its one line says what to do
-        st.error(str(err))
-    except Exception as err:  # noqa: BLE001 - a bug: shown with its traceback, the app keeps serving
-        st.error(f"The {page} page hit a bug ({type(err).__name__}); please report it with this trace.")
-        st.exception(err)
-    return None
+STYLE = """<style>
+/* the results need the width more than the page needs wide margins */
+[data-testid="stMainBlockContainer"] { padding: 2.5rem 2rem 4rem; }
+/* the picker's chips show whole names, wrapped, so two entries never read the same */
+[data-testid="stMultiSelect"] [data-tag] { max-width: 100%; height: auto; }
+[data-testid="stMultiSelect"] [data-tag] span {
+  white-space: normal; overflow-wrap: anywhere; overflow: visible; }
+</style>"""
 
 
 def main() -> None:
     st.set_page_config(page_title="cifar_resnets", page_icon="🔎", layout="wide")
+    st.html(STYLE)
     with st.sidebar:
         st.title("cifar_resnets")
         typed = st.text_input("Outputs folder", value=default_outputs(), key="outputs")
-        outputs, problem = outputs_folder(typed)
-        if problem:
-            st.warning(problem)
-        st.caption("Runs and checkpoints written by `cifar-train` below this folder are listed.")
+        scan = current_scan(typed)
+        if scan.problem:
+            st.warning(scan.problem)
+        else:
+            runs = len(scan.runs)
+            st.caption(f"{runs} run{'s' if runs != 1 else ''} found below this folder.")
+        st.button(
+            "Look again",
+            key="look_again",
+            on_click=look_again,
+            help="List runs and checkpoints written since.",
+        )
     models_tab, classify_tab, runs_tab = st.tabs(["Models", "Classify", "Runs"])
     with models_tab:
         from cifar_resnets.app.models_page import models_page
 
-        picked = guarded("Models", models_page, outputs) or []
+        picked = guarded("Models", models_page, scan, []) or []
     with classify_tab:
         from cifar_resnets.app.classify_page import classify_page
 
-        guarded("Classify", classify_page, picked)
+        classify_page(picked)  # a fragment, guarded inside: it also reruns on its own
     with runs_tab:
         from cifar_resnets.app.runs_page import runs_page
 
-        guarded("Runs", runs_page, outputs)
+        runs_page(scan)
 
 
 main()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cifar_resnets.reporting.runs import CheckpointEntry, Run
+from cifar_resnets.reporting.runs import Run
 
 MISSING = "—"
 NOT_TESTED = "not tested"
@@ -39,6 +39,7 @@ def run_row(run: Run) -> dict[str, str]:
     row = run.row()
     return {
         "run": row["run"],
+        "status": row["status"],
         "started": started(run),
         "model": row["model"],
         "data": row["data"],
@@ -49,19 +50,7 @@ def run_row(run: Run) -> dict[str, str]:
         "params": number(row["params"]),
         "images/s": number(row["images/s"]),
         "train s": number(row["train s"]),
-        "status": row["status"],
         "path": row["path"],
-    }
-
-
-def checkpoint_row(entry: CheckpointEntry) -> dict[str, str]:
-    return {
-        "checkpoint": entry.label,
-        "model": entry.run.model,
-        "data": entry.run.data,
-        "test acc": percent(entry.run.test_acc, NOT_TESTED),
-        "started": started(entry.run),
-        "path": str(entry.path),
     }
 
 
@@ -70,19 +59,37 @@ def clean_path_text(text: str) -> str:
     return text.strip().strip("'\"").strip()
 
 
+def shortened(text: str, keep: int = 60) -> str:
+    """A path as a line can show it: a pasted log line is cut in the middle, not spread over the page."""
+    return text if len(text) <= keep else f"{text[: keep // 2]}…{text[-keep // 2 :]}"
+
+
 def outputs_folder(text: str) -> tuple[Path | None, str | None]:
-    """(folder, None) for a usable outputs folder, else (None, why not) in one line.
+    """(folder, None) for a usable outputs folder, else (None, why not and what to do) in one line.
 
     An empty field is refused rather than read as the working folder: listing whatever happens to lie
-    where the server started would show runs the user never asked for.
+    where the server started would show runs the user never asked for. A folder that does not exist
+    yet is what a newcomer has before training: the line says how to make one.
     """
     text = clean_path_text(text)
     if not text:
         return None, "Type the folder cifar-train writes to (e.g. `outputs`); nothing is listed until then."
     path = Path(text).expanduser()
-    where = f"`{path}`" if path.is_absolute() else f"`{path}` (relative to `{Path.cwd()}`)"
-    if not path.exists():
-        return None, f"{where} does not exist; type the folder cifar-train writes to."
-    if not path.is_dir():
+    where = f"`{shortened(str(path))}`"
+    if not path.is_absolute():
+        where += f" (relative to `{Path.cwd()}`)"
+    try:
+        exists, is_dir = path.exists(), path.is_dir()
+    except OSError as err:  # e.g. a folder name over 255 bytes: the system refuses the name itself
+        return (
+            None,
+            f"{where} cannot be a folder ({err.strerror or err}); type the folder cifar-train writes to.",
+        )
+    if not exists:
+        return None, (
+            f"{where} does not exist yet: train a net with `cifar-train` (it writes there), "
+            "or type the folder it writes to."
+        )
+    if not is_dir:
         return None, f"{where} is a file, not a folder; type the folder that holds runs/ and sweeps/."
     return path, None

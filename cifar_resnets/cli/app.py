@@ -3,7 +3,8 @@
 A thin wrapper so users need not know where the app script is installed:
 ``cifar-app --outputs outputs --port 8501`` runs ``streamlit run <streamlit_app.py> -- --outputs
 outputs`` with the server bound to one address, headless (no browser launched, no usage statistics
-sent). docs/app.md describes the app.
+sent). A folder that does not exist yet is fine: a newcomer sees the app, which says how to fill it.
+docs/app.md describes the app.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import os
 import sys
 from importlib.resources import files
 from pathlib import Path
+
+from cifar_resnets.app.text import shortened
 
 # Streamlit runs a script file: the app module as installed with the package.
 APP_SCRIPT = Path(str(files("cifar_resnets.app") / "streamlit_app.py"))
@@ -56,9 +59,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not args.outputs.strip():  # Path("") is ".": it would quietly list the working folder's runs
         parser.error("--outputs is empty; pass the folder cifar-train writes to (e.g. outputs)")
     args.outputs = Path(args.outputs).expanduser()
-    if not args.outputs.exists():
-        parser.error(f"--outputs {args.outputs} does not exist; pass the folder cifar-train writes to")
-    if not args.outputs.is_dir():
+    try:
+        is_file = args.outputs.is_file()
+    except OSError as err:  # e.g. a name over 255 bytes: the system refuses it before any lookup
+        parser.error(
+            f"--outputs {shortened(str(args.outputs))}: {err.strerror or err}; "
+            "pass the folder cifar-train writes to"
+        )
+    if is_file:
         parser.error(f"--outputs {args.outputs} is a file, not a folder; pass the folder holding runs/")
     return args
 

@@ -39,6 +39,7 @@ ACCEPTED_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp", "gif")
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 _WIDE_INTEGER_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
 _PREFIX_BYTES = 16  # what Pillow's plugins look at to recognise a format
+WHOLE_FILE = "copy or download the whole file again"  # words for a web page and a shell alike
 
 
 class ImageDecodeError(UserError, ValueError):
@@ -75,9 +76,7 @@ def recognised_format(prefix: bytes) -> str | None:
 def _unaccepted(name: str, prefix: bytes) -> ImageDecodeError:
     fmt = recognised_format(prefix)
     if fmt in ACCEPTED_FORMATS:  # the signature is right but Pillow could not parse the header
-        return ImageDecodeError(
-            name, f"truncated or corrupt (a damaged {fmt} header)", "use the complete file"
-        )
+        return ImageDecodeError(name, f"truncated or corrupt (a damaged {fmt} header)", WHOLE_FILE)
     if fmt is not None:
         return ImageDecodeError(
             name, f"a {fmt} image, not one of the accepted formats ({ACCEPTED_TEXT})", "convert it to PNG"
@@ -92,15 +91,17 @@ def _too_large(name: str, err: Exception) -> ImageDecodeError:
     size = f"{int(found.group(1)):,} pixels, " if found else ""
     return ImageDecodeError(
         name,
-        f"too large: a possible decompression bomb ({size}more than the limit of {pixel_limit_text()}, "
-        "PIL.Image.MAX_IMAGE_PIXELS)",
-        "downscale it and try again",
+        f"too large: a possible decompression bomb ({size}more than the limit of {pixel_limit_text()})",
+        "shrink it and try again",
     )
 
 
 def _corrupt(name: str, err: Exception) -> ImageDecodeError:
-    detail = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
-    return ImageDecodeError(name, f"truncated or corrupt ({detail})", "use the complete file")
+    """Pillow's wording ("image file is truncated (1 bytes not processed)") counts bytes of its own
+    buffers, not what is missing; the line says what a person can tell of the file."""
+    ends_early = "truncated" in str(err).lower() or isinstance(err, EOFError)
+    detail = "the file ends before the picture does" if ends_early else "its picture data is damaged"
+    return ImageDecodeError(name, f"truncated or corrupt ({detail})", WHOLE_FILE)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -128,7 +129,7 @@ def _decode(source: Path | bytes, name: str, pixels: bool = True) -> Image.Image
         with open(source, "rb") as f:
             prefix = f.read(_PREFIX_BYTES)
     if not prefix:
-        raise ImageDecodeError(name, "empty (0 bytes)", "pass the complete file")
+        raise ImageDecodeError(name, "empty (0 bytes)", WHOLE_FILE)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -22,7 +22,8 @@ from cifar_resnets.data.transforms import CIFAR_SIZE, eval_view, normalize
 
 # How far an image may be from the size the net was trained on before its answer deserves a warning.
 TOO_SMALL = 0.5  # a side below half the training size: the net sees an enlarged blur
-TOO_LARGE = 16  # a side over 16 times it: everything smaller than 1/16 of the picture is lost
+# No warning for a large picture: every photo is larger than a CIFAR image, and the view the net
+# sees (shown by the app) says more about lost details than a warning on each photo would.
 TOO_NARROW = 2  # CIFAR-style views squash the picture to a square
 
 
@@ -70,11 +71,6 @@ class Preprocess:
             return (
                 f"{shown} is far smaller than the {size}x{size} images this net was trained on: it is "
                 "enlarged to a blur, so its answer means little"
-            )
-        if max(width, height) > size * TOO_LARGE:
-            return (
-                f"{shown} is far larger than the {size}x{size} images this net was trained on: it is "
-                "shrunk so much that small objects and details are lost"
             )
         if self.resize_size is None and max(width, height) > TOO_NARROW * min(width, height):
             return f"{shown} is squashed to a square, as this net was trained on square {size}x{size} images"

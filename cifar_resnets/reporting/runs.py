@@ -60,6 +60,18 @@ class Run:
     def finished(self) -> bool:
         return bool(self.metrics)
 
+    @property
+    def status(self) -> str:
+        """The status ``metrics.json`` records (completed, failed, diverged, interrupted), as written."""
+        if not self.metrics:
+            return "no metrics.json (running or stopped)"
+        return str(self.metrics.get("status") or "completed")
+
+    @property
+    def recorded(self) -> bool:
+        """Whether the folder says what it trained (config.yaml or metrics.json), not only files."""
+        return bool(self.config or self.metrics)
+
     def row(self) -> dict[str, Any]:
         """A flat summary for tables (one row per run)."""
         m = self.metrics
@@ -76,33 +88,7 @@ class Run:
             "params": _number(m.get("params")),
             "images/s": _number(m.get("train_images_per_second")),
             "train s": _number(m.get("train_seconds")),
-            "status": "finished" if self.finished else "no metrics.json (running or stopped)",
-            "path": str(self.path),
-        }
-
-
-@dataclass
-class CheckpointEntry:
-    """A checkpoint file and the run it belongs to (for the checkpoint picker)."""
-
-    path: Path
-    run: Run
-
-    @property
-    def date(self) -> datetime:
-        return datetime.fromtimestamp(self.path.stat().st_mtime)
-
-    @property
-    def label(self) -> str:
-        return f"{self.run.name} · {self.path.name}"
-
-    def row(self) -> dict[str, Any]:
-        return {
-            "checkpoint": self.label,
-            "model": self.run.model,
-            "data": self.run.data,
-            "test acc": self.run.test_acc,
-            "date": self.date.strftime("%Y-%m-%d %H:%M"),
+            "status": self.status,
             "path": str(self.path),
         }
 
@@ -205,14 +191,6 @@ def find_runs(outputs: str | Path) -> list[Run]:
         )
     runs.sort(key=lambda r: (r.date or datetime.min, str(r.path)), reverse=True)
     return runs
-
-
-def find_checkpoints(outputs: str | Path, runs: list[Run] | None = None) -> list[CheckpointEntry]:
-    """Every ``*.ckpt`` of every run below ``outputs``, newest file first."""
-    runs = find_runs(outputs) if runs is None else runs
-    entries = [CheckpointEntry(path, run) for run in runs for path in run.checkpoints if path.is_file()]
-    entries.sort(key=lambda e: e.path.stat().st_mtime, reverse=True)
-    return entries
 
 
 def group_sweeps(runs: list[Run]) -> dict[Path, list[Run]]:
