@@ -38,11 +38,22 @@ from cifar_resnets.data.images import ImageDecodeError, decode_image
 from cifar_resnets.data.synthetic import CIFAR10_CLASSES, _prototypes
 from cifar_resnets.inference.checkpoint import CheckpointError, load_model
 from cifar_resnets.inference.preprocess import Preprocess
+from cifar_resnets.models.pretrained import pretrained_names
 from cifar_resnets.reporting.runs import find_runs, group_sweeps, read_scalars
 from cifar_resnets.training.train import train
 
 APP = REPO / "cifar_resnets" / "app" / "streamlit_app.py"
 RUN_NAME = "03-04-05_resnet8_cifar10"
+PUBLISHED = pretrained_names()  # offered after the checkpoints found, in every picker
+
+
+@pytest.fixture(autouse=True)
+def empty_hub_cache(tmp_path: Path, monkeypatch) -> None:
+    """No published net's file is in the torch hub cache unless a test puts it there (pretrained_hub):
+    the picker's first choice then depends on the outputs folder alone."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+
+
 # Three quick epochs of a ResNet-8 with Adam learn the synthetic colour classes.
 APP_TRAIN = {
     "model.depth": 8,
@@ -297,7 +308,8 @@ def test_models_page_lists_and_loads_the_checkpoint(app: AppTest, checkpoint: Pa
     assert not errors(app)
     picker = app.multiselect(key="checkpoints")
     # one entry per run: last.ckpt and the final epoch's file hold the same weights
-    assert picker.options == picker.value == [f"{RUN_NAME} · last.ckpt"]
+    assert picker.options == [f"{RUN_NAME} · last.ckpt", *PUBLISHED]
+    assert picker.value == [f"{RUN_NAME} · last.ckpt"]
     table = app.dataframe[0].value
     assert list(table["checkpoint"]) == [f"{RUN_NAME} · last.ckpt"] and list(table["picked"]) == ["✓"]
     assert Path(table["path"][0].split(" (")[0]) == checkpoint
@@ -521,10 +533,11 @@ def test_outputs_folder_that_is_missing_a_file_or_empty(
         assert not at.exception and not at.error
         assert [w.value for w in at.warning if message in w.value], [w.value for w in at.warning]
         assert all(len(w.value) < 400 for w in at.warning)  # a pasted log line is shortened
-        assert not at.dataframe and not at.multiselect(key="checkpoints").options
+        assert not at.dataframe and at.multiselect(key="checkpoints").options == PUBLISHED
         # the Models page says why and what to do (the sidebar is closed on a phone)
         infos = [i.value for i in at.info]
         assert any(message in i for i in infos) and any("No checkpoints to pick yet" in i for i in infos)
+        assert any("pick a published net" in i for i in infos)
         assert any("Pick at least one checkpoint" in i for i in infos)
 
 
@@ -756,11 +769,11 @@ def test_the_selection_survives_a_mistyped_folder_a_missing_run_and_a_new_one(
     monkeypatch.setenv("CIFAR_APP_OUTPUTS", str(outputs))
     at = AppTest.from_file(str(APP), default_timeout=180).run()
     picker = at.multiselect(key="checkpoints")
-    assert picker.options == names and picker.value == names[:1]  # the newest, once per run
+    assert picker.options == [*names, *PUBLISHED] and picker.value == names[:1]  # the newest, once per run
     picker.set_value(names).run()
     # a one-character typo in the folder, fixed at once
     at.text_input(key="outputs").input(f"{outputs}x").run()
-    assert not at.multiselect(key="checkpoints").options and not at.exception
+    assert at.multiselect(key="checkpoints").options == PUBLISHED and not at.exception
     at.text_input(key="outputs").input(str(outputs)).run()
     assert at.multiselect(key="checkpoints").value == names
     # a picked run gone for a moment: the other stays picked, and the run comes back picked
@@ -900,3 +913,31 @@ def test_launcher_command_line(app_outputs: Path, tmp_path: Path, capsys) -> Non
     proc = subprocess.run([*command, "--outputs", "x" * 300], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("cifar-app: error: --outputs xxx")
+
+
+def test_with_no_outputs_folder_a_published_net_classifies_an_upload(
+    pretrained_hub: Path, small_real_cifar10: Path, monkeypatch, tmp_path: Path
+) -> None:
+    """A newcomer's first start: no outputs folder, the published nets offered (none picked unasked: it
+    may download); picked, it gives an uploaded photo the same top-5 as the Python API."""
+    from cifar_resnets.inference.predict import predict_images
+
+    monkeypatch.setenv("CIFAR_APP_OUTPUTS", str(tmp_path / "outputs"))
+    at = AppTest.from_file(str(APP), default_timeout=180).run()
+    assert not at.exception and not errors(at)
+    picker = at.multiselect(key="checkpoints")
+    assert picker.options == PUBLISHED and picker.value == []
+    picker.set_value(["pretrained:akamaster/resnet20"]).run()
+    assert not at.exception and not errors(at)
+    from cifar_resnets.data.cifar_files import load_cifar
+
+    first_test_image = load_cifar(small_real_cifar10).test_images[0]
+    photo = Image.fromarray(np.ascontiguousarray(first_test_image.transpose(1, 2, 0)))
+    upload(at, ("photo.png", png_bytes(photo)))
+    assert not errors(at)
+    [row] = result_rows(at)
+    [(title, best, ranked)] = cards(row)
+    model = load_model("pretrained:akamaster/resnet20")
+    probs = predict_images(model, [photo])[0]
+    expected = [model.classes[i] for i in probs.argsort(descending=True)[:5].tolist()]
+    assert title == "pretrained:akamaster/resnet20" and ranked == expected and best == expected[0]

@@ -173,6 +173,21 @@ def checkpoint_choices(scan: Scan) -> tuple[list[Choice], list[tuple[Choice, str
     return choices, broken
 
 
+def pretrained_choices() -> list[Choice]:
+    """The published nets (``pretrained:<source>/<net>``), offered beside the checkpoints found, so the
+    app is usable before any training. One is read (downloaded into the torch hub cache once) only when
+    it is picked."""
+    from cifar_resnets.models.pretrained import pretrained_names
+
+    return [Choice(name, name) for name in pretrained_names()]
+
+
+def _first_pick(found: list[Choice]) -> list[str]:
+    """What the picker starts with: the newest checkpoint that loads. A published net is never picked
+    unasked: reading it may download it."""
+    return [found[0].name] if found else []
+
+
 def typed_choices(typed: str, listed: list[Choice]) -> list[Choice]:
     """The typed paths (comma-separated) as choices; a file already listed is that entry, not a second."""
     by_file = {source_version(c.source)[0]: c for c in listed}
@@ -198,16 +213,16 @@ def _keep_selection() -> None:
     st.session_state[WANTED] = list(st.session_state["checkpoints"])
 
 
-def _selection(options: list[str]) -> None:
-    """The picker's value: what the user picked that is offered now, else the newest that loads."""
-    if st.session_state.get(WANTED) is None and options:  # the first pick is kept like a user's
-        st.session_state[WANTED] = options[:1]
+def _selection(options: list[str], first: list[str]) -> None:
+    """The picker's value: what the user picked that is offered now, else ``first`` (``_first_pick``)."""
+    if st.session_state.get(WANTED) is None and first:  # the first pick is kept like a user's
+        st.session_state[WANTED] = first
     wanted = st.session_state.get(WANTED)
     kept = [name for name in wanted or [] if name in options]
     if wanted == [] or kept:  # an empty choice made on purpose stays empty
         st.session_state["checkpoints"] = kept
     else:
-        st.session_state["checkpoints"] = options[:1]
+        st.session_state["checkpoints"] = first
 
 
 # ----------------------------------------------------------------------------- the page
@@ -242,16 +257,17 @@ def models_page(scan: Scan, named: list[Choice]) -> list[Picked]:
     )
     found, broken = checkpoint_choices(scan)
     listed = [*found, *named]
-    if not listed:
+    if not found:
         if scan.problem:
             st.info(scan.problem)
         st.info(
             "No checkpoints to pick yet. Train one, e.g. `cifar-train experiment=he2016/resnet20` "
             f"(it writes to `{scan.typed or 'outputs'}`), then press *Look again* in the sidebar; "
-            "or type the path of a checkpoint below."
+            "or type the path of a checkpoint below"
+            + ("; or pick a published net (`pretrained:...`), which needs no training." if named else ".")
         )
     options = [c.name for c in listed]
-    _selection(options)
+    _selection(options, _first_pick(found))
     chosen = st.multiselect(
         "Checkpoints to use",
         options=options,
@@ -271,7 +287,10 @@ def models_page(scan: Scan, named: list[Choice]) -> list[Picked]:
     seen: dict[str, str] = {}  # weights digest -> the name that brought them first
     for choice in dict.fromkeys(wanted):
         version = source_version(choice.source)
-        verdict = judge(*version)
+        with st.spinner(
+            f"Loading {choice.name} (a published net is fetched into the torch hub cache once) ..."
+        ):
+            verdict = judge(*version)
         verdicts[choice.name] = verdict
         if verdict.problem is not None:
             st.error(verdict.problem)
@@ -285,10 +304,10 @@ def models_page(scan: Scan, named: list[Choice]) -> list[Picked]:
             continue
         seen[verdict.digest] = choice.name
         picked.append(Picked(choice.name, model, version))
-    for choice in listed:
+    for choice in found:  # a published net is read only when picked
         if choice.name not in verdicts:
             verdicts[choice.name] = judge(*source_version(choice.source))
-    shown = [c for c in dict.fromkeys([*listed, *wanted]) if verdicts[c.name].problem is None]
+    shown = [c for c in dict.fromkeys([*found, *wanted]) if verdicts[c.name].problem is None]
     if shown:
         st.markdown(f"**{len(picked)} of {len(shown)} checkpoint{'s' if len(shown) != 1 else ''} picked**")
         _table(shown, verdicts, {p.name for p in picked})

@@ -66,9 +66,9 @@ def main() -> None:
         )
     models_tab, classify_tab, runs_tab = st.tabs(["Models", "Classify", "Runs"])
     with models_tab:
-        from cifar_resnets.app.models_page import models_page
+        from cifar_resnets.app.models_page import models_page, pretrained_choices
 
-        picked = guarded("Models", models_page, scan, []) or []
+        picked = guarded("Models", models_page, scan, pretrained_choices()) or []
     with classify_tab:
         from cifar_resnets.app.classify_page import classify_page
 

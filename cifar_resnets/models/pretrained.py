@@ -27,11 +27,12 @@ import re
 import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from cifar_resnets.errors import UserError
+
+if TYPE_CHECKING:  # torch loads when a file is read: the app lists the names before it needs torch
+    import torch
 
 __all__ = [
     "CLASS_NAMES",
@@ -307,8 +308,17 @@ def find_release(name_or_path: str | Path) -> tuple[PretrainedNet, Path]:
     return release, path
 
 
+def cache_path(release: PretrainedNet) -> Path:
+    """Where the torch hub cache keeps the release file (``torch.hub.get_dir()/checkpoints``)."""
+    import torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / release.file_name
+
+
 def _cached_file(release: PretrainedNet) -> Path:
-    target = Path(torch.hub.get_dir()) / "checkpoints" / release.file_name
+    import torch
+
+    target = cache_path(release)
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -326,6 +336,8 @@ def _cached_file(release: PretrainedNet) -> Path:
 
 
 def _read(release: PretrainedNet, path: Path) -> dict[str, torch.Tensor]:
+    import torch
+
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any failure to read means a damaged or foreign copy
@@ -346,6 +358,8 @@ def _stream_orders(widths: tuple[int, ...]) -> list[torch.Tensor]:
     Both pass the previous stage's channels on unchanged and fill the rest with zeros: akamaster puts the
     zeros on both sides (``planes // 4`` each), the suite after them.
     """
+    import torch
+
     orders = [torch.arange(widths[0])]
     for width in widths[1:]:
         previous = orders[-1]
@@ -384,6 +398,8 @@ def _from_chenyaofo(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def release_state(name_or_path: str | Path) -> tuple[PretrainedNet, dict[str, torch.Tensor]]:
     """(release, state dict in the keys and channel order of ``release.model_config()``'s net)."""
+    import torch
+
     release, path = find_release(name_or_path)
     state = _read(release, path)
     # Releases saved before torch 0.4.1 carry no BatchNorm step counters (read only by momentum=None BNs).
