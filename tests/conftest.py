@@ -98,3 +98,22 @@ def tiny_real_run(tmp_path_factory, small_real_cifar10: Path) -> Path:
     )
     train(compose_train(overrides, output_dir=run_dir))
     return run_dir
+
+
+def folder_hashes(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """SHA-256 of every file under ``folder`` by relative path (files under the ``skip`` subfolders
+    left out): equal before and after a command that must not change a run."""
+    import hashlib
+
+    hashes = {}
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).as_posix()
+        if path.is_file() and not relative.startswith(tuple(f"{s}/" for s in skip)):
+            hashes[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashes
+
+
+@pytest.fixture
+def hash_folder():
+    """``folder_hashes`` for tests (helpers of conftest reach tests as fixtures)."""
+    return folder_hashes
