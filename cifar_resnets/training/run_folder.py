@@ -31,6 +31,7 @@ from omegaconf import OmegaConf
 
 from cifar_resnets.errors import UserError
 from cifar_resnets.reporting.plots import write_training_history
+from cifar_resnets.training.run_lock import holds_run
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class ExistingRun:
 
     def describe(self) -> str:
         if self.status == "completed":
-            return f"a completed run ({self.epochs} epochs, {self.steps} steps)"
+            return f"a completed run ({_count(self.epochs, 'epoch')}, {_count(self.steps, 'step')})"
         where = f"checkpoints/last.ckpt at step {self.last_step}" if self.last_step is not None else None
         if self.status is not None:
             text = f"{'an' if self.status[0] in 'aeiou' else 'a'} {self.status} run"
@@ -80,6 +81,10 @@ def _write_text(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def _count(n: int | None, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _utc_stamp() -> str:
@@ -125,16 +130,10 @@ class RunFolder:
         return rank_zero_only.rank == 0
 
     def existing_run(self) -> ExistingRun | None:
-        """The run this folder already holds (metrics.json, config.yaml or a checkpoint), or None.
-
-        Hydra's ``.hydra/``, the log file and the lock are not a run: Hydra writes them into every folder.
-        """
-        if not self.path.is_dir():
+        """The run this folder already holds (``run_lock.holds_run``), or None."""
+        if not self.path.is_dir() or not holds_run(self.path):
             return None
-        checkpoints = list(self.checkpoints.glob("*.ckpt")) if self.checkpoints.is_dir() else []
         metrics_file = self.path / "metrics.json"
-        if not (metrics_file.exists() or (self.path / "config.yaml").exists() or checkpoints):
-            return None
         metrics = _read_json(metrics_file) or {}
         status = metrics.get("status") if metrics_file.exists() else None
         last_step = _checkpoint_step(self.last_checkpoint) if self.last_checkpoint.is_file() else None

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from cifar_resnets.errors import UserError
 
@@ -54,6 +54,31 @@ class RunFolderBusy(UserError):
 
 # Lock files this process holds: path -> [lock file descriptor, nesting depth].
 _held: dict[Path, list[int]] = {}
+
+
+def holds_run(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a run's own files (``metrics.json``, ``config.yaml``, a checkpoint).
+
+    Hydra's ``.hydra/``, the log file and the lock are not a run's: Hydra writes them into every folder.
+    """
+    folder = Path(folder)
+    return (
+        (folder / "metrics.json").exists()
+        or (folder / "config.yaml").exists()
+        or any((folder / "checkpoints").glob("*.ckpt"))
+    )
+
+
+def hydra_record_subdir(output_dir: str) -> str | None:
+    """``hydra.output_subdir``: ``.hydra`` for a new run; None (Hydra writes no record) for a folder that
+    holds a run already, whose ``.hydra/`` keeps the command that made it (a sweep job that would be
+    refused, or a continuation, must not rewrite it)."""
+    return None if holds_run(output_dir) else ".hydra"
+
+
+# conf/hydra/default.yaml's hydra.output_subdir; registered here, the module Hydra loads for the callback
+# below before any job starts (in cifar-train and cifar-search alike).
+OmegaConf.register_new_resolver("cifar_hydra_record", hydra_record_subdir, replace=True)
 
 
 def _first_process() -> bool:

@@ -120,7 +120,7 @@ def _fit_and_test(
     except Exception as err:
         folder.record_failure("failed", err, trainer)
         write_error = folder.write_error(err)
-        if write_error is not None:  # torch's zip writer reports a full disk as a RuntimeError
+        if write_error is not None:  # a full disk, a read-only folder...: one line naming the path
             raise write_error from err
         raise
     throughput = next((c for c in trainer.callbacks if isinstance(c, ThroughputLogger)), None)
