@@ -81,7 +81,8 @@ def hydra_record_subdir(output_dir: str) -> str | None:
 OmegaConf.register_new_resolver("cifar_hydra_record", hydra_record_subdir, replace=True)
 
 
-def _first_process() -> bool:
+def first_process() -> bool:
+    """True unless a launcher gave this process a non-zero rank (only the first one locks and decides)."""
     return all(os.environ.get(key, "0") == "0" for key in RANK_VARIABLES)
 
 
@@ -106,7 +107,7 @@ def _describe(holder: dict[str, Any] | None) -> str:
 
 def acquire(folder: str | Path, name: str = LOCK_NAME) -> None:
     """Lock ``folder`` (created if missing) for this process, or raise ``RunFolderBusy``."""
-    if not _first_process():
+    if not first_process():
         return
     lock = Path(folder).absolute() / name
     if lock in _held:

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from cifar_resnets.errors import UserError
 from cifar_resnets.training.resume import resume_checkpoint
 from cifar_resnets.training.run_folder import ExistingRun, RunFolder
+from cifar_resnets.training.run_lock import first_process
 
 # Lightning's max_epochs when neither limit is set.
 LIGHTNING_DEFAULT_MAX_EPOCHS = 1000
@@ -56,6 +57,10 @@ def finished_message(folder: RunFolder, run: ExistingRun) -> str:
 def decide_start(cfg: DictConfig, folder: RunFolder) -> Start:
     """The decision for ``cfg`` in ``folder``; raises a one-line ``UserError`` for a refusal (recorded
     under ``attempts/`` when the folder holds a run and a continuation was asked for)."""
+    if not first_process():
+        # Another rank of a distributed run: rank 0 decided before it started this one, and may already
+        # have written config.yaml.
+        return Start(None, resume_checkpoint(cfg.ckpt_path, folder, cfg))
     existing = folder.existing_run()
     if existing is None:
         return Start(None, resume_checkpoint(cfg.ckpt_path, folder, cfg))
