@@ -150,3 +150,18 @@ def pretrained_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
     return home
+
+
+def folder_hashes(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """SHA-256 of every file under ``folder`` by relative path (files under the ``skip`` subfolders
+    left out): equal before and after a command that must not change a run."""
+    hashes = {
+        Path(path).relative_to(folder).as_posix(): digest for path, digest in _file_hashes(folder).items()
+    }
+    return {rel: digest for rel, digest in hashes.items() if not rel.startswith(tuple(f"{s}/" for s in skip))}
+
+
+@pytest.fixture
+def hash_folder():
+    """``folder_hashes`` for tests (helpers of conftest reach tests as fixtures)."""
+    return folder_hashes

@@ -10,13 +10,16 @@ A test names them in its overrides, so the run under test is the real one (``cif
 - ``+callbacks.fault={_target_:fault_injection.KillDuringValidation,step:8}``: SIGKILL after the first
   validation batch at that step;
 - ``+callbacks.fault={_target_:fault_injection.WaitForFile,path:...}``: hold the run at its start
-  (after its folder is locked and ``config.yaml`` written) until the file exists.
+  (after its folder is locked and ``config.yaml`` written) until the file exists;
+- ``+trainer.plugins=[{_target_:fault_injection.DiskFullCheckpointIO,file:last.ckpt,step:8}]``: the disk
+  is full when that checkpoint is written.
 
 Subprocesses find this module with ``tests/`` on ``PYTHONPATH`` (``TESTS_PYTHONPATH``).
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import signal
@@ -116,3 +119,26 @@ def train_one_thread(cfg: DictConfig, output_dir: str) -> None:
         cfg.hydra.runtime.output_dir = output_dir
     HydraConfig.instance().set_config(cfg)  # as compose_train(..., output_dir) does
     train(cfg)
+
+
+class DiskFullCheckpointIO(AtomicCheckpointIO):
+    """``AtomicCheckpointIO`` on a disk that fills up at the save of ``file`` at global step ``step``:
+    part of the file is written, then the write fails with ENOSPC (what a full disk makes ``write`` do)."""
+
+    def __init__(self, file: str, step: int) -> None:
+        super().__init__()
+        self.file, self.step = file, int(step)
+        self._full = False
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        self._full = self._full or (
+            Path(path).name == self.file and checkpoint.get("global_step") == self.step
+        )
+        super().save_checkpoint(checkpoint, path, storage_options)
+
+    def write(self, checkpoint: dict[str, Any], file: IO[bytes]) -> None:
+        if not self._full:
+            super().write(checkpoint, file)
+            return
+        file.write(b"PK\x03\x04" + bytes(1000))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

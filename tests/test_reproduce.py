@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from train_helpers import run_cli
+from train_helpers import REPO, run_cli
 
 from cifar_resnets.cli.reproduce import main, parse_args
 from cifar_resnets.config.checks import check_config
@@ -121,6 +124,7 @@ rows:
   - {name: first, overrides: [model=resnet20], published: 90.0}
   - {name: second, overrides: [model=plain20]}
   - {name: broken, overrides: [model.depth=21]}
+  - {name: third, overrides: [model=resnet20]}
 """
 
 
@@ -147,8 +151,12 @@ def test_rerun_skips_finished_jobs_resumes_interrupted_and_records_failures(
     )
     stamps = {p.name: (p / "metrics.json").stat().st_mtime_ns for p in runs.iterdir() if p.is_dir()}
 
-    # Interrupted after one finished job: `second` lost its metrics.json but kept its checkpoint.
-    (runs / "second_seed0" / "metrics.json").unlink()
+    # Stopped after one finished job: `second` recorded an interruption (what SIGTERM leaves) and kept
+    # its checkpoint.
+    second_metrics = runs / "second_seed0" / "metrics.json"
+    second_metrics.write_text(json.dumps({"status": "interrupted", "error": "stopped by SIGTERM"}))
+    # `third` failed after it had its folder (a crash of the machine's driver, say).
+    (runs / "third_seed0" / "metrics.json").write_text(json.dumps({"status": "failed", "error": "boom"}))
     capsys.readouterr()
     assert main(args) == 1
     second = capsys.readouterr().out
@@ -157,6 +165,10 @@ def test_rerun_skips_finished_jobs_resumes_interrupted_and_records_failures(
     after = {p.name: (p / "metrics.json").stat().st_mtime_ns for p in runs.iterdir() if p.is_dir()}
     assert after["first_seed0"] == stamps["first_seed0"] and "second_seed0" in after
     assert json.loads((out / "jobs.json").read_text())["second_seed0"]["status"] == "done"
+    assert json.loads(second_metrics.read_text())["status"] == "completed"
+    kept = json.loads((out / "failed_attempts" / "third_seed0-1" / "metrics.json").read_text())
+    assert kept == {"status": "failed", "error": "boom"}  # the failed attempt is kept, then redone
+    assert json.loads((runs / "third_seed0" / "metrics.json").read_text())["status"] == "completed"
 
 
 @pytest.mark.slow
@@ -177,7 +189,7 @@ def test_submitit_local_launcher_runs_a_job(tmp_path: Path) -> None:
     assert "1/1 jobs done" in proc.stdout
     metrics = json.loads((tmp_path / "t" / "runs" / "attention_resnet_seed0" / "metrics.json").read_text())
     assert 0.0 <= metrics["test/acc"] <= 1.0
-    assert any((tmp_path / "t" / "runs" / ".submitit").iterdir())
+    assert any((tmp_path / "t" / "sweeps" / "attention_resnet_fresh" / ".submitit").iterdir())
 
 
 def test_bad_input_is_one_line(tmp_path: Path) -> None:
@@ -228,3 +240,111 @@ def test_rows_runs_only_the_named_rows_and_the_report_keeps_the_others(tmp_path:
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no row resnet21; its rows are plain20, resnet20" in err
+
+
+# A process that holds a table folder (as a running cifar-reproduce does) until a line on stdin.
+TABLE_HOLDER = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from cifar_resnets.reproduce.table_lock import table_folder_lock\n"
+    "with table_folder_lock(Path(sys.argv[1])):\n"
+    "    print('locked', flush=True)\n"
+    "    sys.stdin.readline()\n"
+)
+
+
+def test_a_second_reproduce_into_a_busy_table_folder_is_refused_naming_the_holder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], hash_folder
+) -> None:
+    out = tmp_path / "table"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", TABLE_HOLDER, str(out), "cifar-reproduce plain_vs_residual"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = hash_folder(out)
+        with pytest.raises(SystemExit) as exit_:
+            main(["plain_vs_residual", "--smoke", "--in-process", "--out", str(out)])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and err.startswith(
+            f"cifar-reproduce: error: table folder {out} is in use"
+        )
+        assert f"pid {holder.pid} on " in err and "started 20" in err and "--out" in err
+        assert hash_folder(out) == before
+    finally:
+        holder.communicate("\n", timeout=60)
+    assert sorted(p.name for p in out.iterdir()) == [".reproduce.lock"]  # the holder's record went with it
+
+
+def test_a_job_folder_held_by_a_live_run_is_never_moved_aside(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A failed job whose folder a run still holds (a job of an earlier launch, still running on a
+    cluster): the plan stops before moving anything."""
+    out = tmp_path / "table"
+    job = out / "runs" / "resnet20_seed0"
+    job.mkdir(parents=True)
+    (job / "metrics.json").write_text(json.dumps({"status": "failed", "error": "earlier"}))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", RUN_HOLDER, str(job)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(SystemExit) as exit_:
+            main(["plain_vs_residual", "--rows", "resnet20", "--smoke", "--in-process", "--out", str(out)])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and f"job folder {job} is in use by a run (pid {holder.pid} on " in err
+        assert (job / "metrics.json").is_file() and not (out / "failed_attempts").exists()
+    finally:
+        holder.communicate("\n", timeout=60)
+
+
+RUN_HOLDER = (
+    "import sys\n"
+    "from cifar_resnets.training.run_lock import acquire\n"
+    "acquire(sys.argv[1])\n"
+    "print('locked', flush=True)\n"
+    "sys.stdin.readline()\n"
+)
+
+
+@pytest.mark.slow
+def test_a_job_stopped_by_sigterm_resumes_from_its_last_checkpoint_on_the_rerun(tmp_path: Path) -> None:
+    """The commands as a user types them: the job is stopped by SIGTERM right after its last.ckpt
+    (status interrupted, exit 143); the same command again resumes it instead of training it afresh."""
+    import fault_injection
+
+    table, out = tmp_path / "mine.yaml", tmp_path / "mine"
+    table.write_text(CUSTOM_TABLE)
+    args = [str(table), "--smoke", "--rows", "first", "--out", str(out)]
+    term = (
+        "+trainer.plugins=[{_target_:fault_injection.FaultyCheckpointIO,file:last.ckpt,step:2,signal:TERM}]"
+    )
+    env = {"PYTHONPATH": fault_injection.TESTS_PYTHONPATH}
+    proc = run_cli("cifar_resnets.cli.reproduce", [*args, term], tmp_path, check=False, env=env)
+    job = out / "runs" / "first_seed0"
+    assert proc.returncode == 1 and json.loads((job / "metrics.json").read_text())["status"] == "interrupted"
+    checkpoint = (job / "checkpoints" / "last.ckpt").read_bytes()
+
+    proc = run_cli("cifar_resnets.cli.reproduce", args, tmp_path, env=env)
+    assert "resuming first" in proc.stdout and not (out / "failed_attempts").exists()
+    metrics = json.loads((job / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["steps"] == 2
+    assert (job / "checkpoints" / "last.ckpt").read_bytes() == checkpoint  # nothing left to train
+    rows = table_rows((out / "mine.md").read_text())
+    assert rows["first"][-1] == "ok" and f"torch {metrics['provenance']['torch']}" in rows["first"][-2]
+
+    # A finished job is never trained again.
+    proc = run_cli("cifar_resnets.cli.reproduce", args, tmp_path, env=env)
+    assert "nothing to run" in proc.stdout and json.loads((job / "metrics.json").read_text()) == metrics

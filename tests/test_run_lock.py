@@ -157,3 +157,62 @@ def test_two_sweep_jobs_at_once_keep_their_own_folders(synthetic_cifar10: Path, 
         metrics = read_metrics(sweep / str(job))
         assert metrics["status"] == "completed" and metrics["seed"] == job
         assert (sweep / str(job) / LOCK_NAME).read_text() == ""  # each job locked and released its own
+
+
+@pytest.mark.slow
+def test_a_second_sweep_into_a_busy_sweep_folder_stops_before_writing(
+    synthetic_cifar10: Path, tmp_path: Path, hash_folder
+) -> None:
+    sweep, go = tmp_path / "sweep", tmp_path / "go"
+    common = [
+        "-m",
+        *tiny_overrides(synthetic_cifar10, **{"logger": "none", "callbacks.lr_monitor": None}),
+        f"hydra.sweep.dir={sweep}",
+        "hydra.sweep.subdir=${hydra.job.num}",
+    ]
+    env = {**os.environ, "PYTHONPATH": fault_injection.TESTS_PYTHONPATH, "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cifar_resnets.cli.train",
+            *common,
+            "seed=0",
+            f"+callbacks.hold={{_target_:fault_injection.WaitForFile,path:{go}}}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        waiting = tmp_path / "go.waiting"  # the first sweep's job has locked its folder and is training
+        deadline = time.monotonic() + 300
+        while not waiting.exists():
+            assert first.poll() is None, first.stderr.read()
+            assert time.monotonic() < deadline, "the first sweep never started training"
+            time.sleep(0.1)
+        before = hash_folder(sweep)
+        assert "multirun.yaml" in before and any(p.endswith(".hydra/config.yaml") for p in before)
+
+        second = run_cli("cifar_resnets.cli.train", [*common, "seed=0,1"], tmp_path, check=False, env=env)
+        assert second.returncode == 2, second.stderr
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0].startswith(f"cifar-train: error: sweep folder {sweep} is in use by another sweep")
+        assert f"(pid {first.pid} on " in lines[0] and "hydra.sweep.dir=" in lines[0]
+        assert hash_folder(sweep) == before  # multirun.yaml and the running job's .hydra/ untouched
+    finally:
+        go.touch()
+        first.wait(timeout=600)
+    assert first.returncode == 0, first.stderr.read()[-3000:]
+
+    # The same sweep again into the finished sweep: its job is refused (a run is there) and writes nothing
+    # into the job's folder, .hydra/ included.
+    finished = hash_folder(sweep)
+    again = run_cli("cifar_resnets.cli.train", [*common, "seed=0"], tmp_path, check=False, env=env)
+    assert again.returncode == 1 and "already holds a completed run" in again.stderr
+    assert {k: v for k, v in hash_folder(sweep).items() if k != "multirun.yaml"} == {
+        k: v for k, v in finished.items() if k != "multirun.yaml"
+    }

@@ -30,6 +30,8 @@ from cifar_resnets.inference.outputs import check_output_folder, make_folder, wr
 from cifar_resnets.inference.predict import predict_probs
 from cifar_resnets.inference.preprocess import Preprocess
 from cifar_resnets.inference.pretrained import report_folder
+from cifar_resnets.provenance import provenance as environment
+from cifar_resnets.provenance import utc_now
 
 ONNX_NAME = "model.onnx"
 TORCHSCRIPT_NAME = "model.torchscript.pt"
@@ -66,7 +68,14 @@ def provenance(ckpt: Path, metrics: dict[str, Any]) -> dict[str, Any]:
         overrides = yaml.safe_load(overrides_file.read_text())
         if isinstance(overrides, list):
             command = " ".join(["cifar-train", *map(str, overrides)])
-    return {"run": str(folder), "checkpoint": str(ckpt), "command": command, "commit": metrics.get("commit")}
+    recorded = metrics.get("provenance") or {}  # versions, device, commit and times of the training run
+    return {
+        "run": str(folder),
+        "checkpoint": str(ckpt),
+        "command": command,
+        "commit": recorded.get("git_commit", metrics.get("commit")),
+        "environment": recorded or None,
+    }
 
 
 def final_metrics(loaded: LoadedModel) -> dict[str, float]:
@@ -173,6 +182,7 @@ def export_checkpoint(
         "dataset": loaded.data_name,
         "metrics": final_metrics(loaded),
         "trained_by": loaded.config.get("pretrained") or provenance(ckpt, loaded.metrics),
+        "exported_by": {**environment(), "ended": utc_now()},  # versions, device, commit, command, times
         "config": loaded.config,
     }
     if onnx:

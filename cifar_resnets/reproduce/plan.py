@@ -11,6 +11,7 @@ from typing import Any
 from cifar_resnets.config.compose import compose_train
 from cifar_resnets.reproduce.results import job_state
 from cifar_resnets.reproduce.spec import RowSpec, TableSpec, job_name, load_table_arg, table_names
+from cifar_resnets.training.run_lock import RunFolderBusy, busy_holder
 
 CIFAR_TRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000}
 
@@ -116,16 +117,24 @@ def row_gpu_hours(table: TableSpec, row: RowSpec, seeds: int) -> float | None:
 
 
 def plan(table: TableSpec, table_dir: Path, seeds: int, rows: Sequence[str] | None = None) -> list[Job]:
-    """Every job of the table (or of ``rows``) with what to do: skip (done), resume (checkpoint, no
-    metrics), fresh."""
+    """Every job of the table (or of ``rows``) with what to do: skip (done), resume (interrupted, or
+    killed with a checkpoint), fresh (a failed attempt is kept under ``failed_attempts/``). A job folder
+    that a live run still holds is never moved: the plan stops with one line naming its holder."""
     jobs = []
     for row in table.select(rows):
         for seed in range(seeds):
             job_dir = table_dir / "runs" / job_name(row.name, seed)
             state, _ = job_state(job_dir, table.metric)
+            if state != "done" and job_dir.exists():
+                busy = busy_holder(job_dir)
+                if busy is not None:  # a job of an earlier launch still running (on a cluster, say)
+                    raise RunFolderBusy(
+                        f"job folder {job_dir} is in use by a run ({busy}); wait for it to end before "
+                        "running the table again"
+                    )
             if state == "done":
                 action = "skip"
-            elif state == "missing" and (job_dir / "checkpoints" / "last.ckpt").is_file():
+            elif state in ("missing", "interrupted") and (job_dir / "checkpoints" / "last.ckpt").is_file():
                 action = "resume"
             else:
                 action = "fresh"

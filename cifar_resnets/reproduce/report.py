@@ -10,7 +10,7 @@ from typing import Any
 
 from cifar_resnets.errors import UserError
 from cifar_resnets.reproduce.plan import Job
-from cifar_resnets.reproduce.results import RowResult, gather, read_json
+from cifar_resnets.reproduce.results import RowResult, device_and_versions, gather, read_json
 from cifar_resnets.reproduce.spec import TableSpec
 
 
@@ -50,8 +50,8 @@ def to_markdown(table: TableSpec, results: list[RowResult]) -> str:
         "finished seeds; difference = ours − published.",
         "",
         f"| row | ours ({table.unit}) | published | difference | seeds | epochs | steps | wall time "
-        "| images/s | status |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| images/s | device, versions | status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         published = _num(r.row.published)
@@ -67,6 +67,7 @@ def to_markdown(table: TableSpec, results: list[RowResult]) -> str:
             _num(r.steps, 0),
             format_seconds(r.wall_seconds),
             "—" if r.images_per_second is None else f"{r.images_per_second:,.0f}",
+            "; ".join(f"{d}: {v}" for d, v in zip(r.devices, r.versions)) if r.devices else "—",
             r.status,
         ]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
@@ -90,6 +91,8 @@ CSV_FIELDS = (
     "images_per_second",
     "status",
     "values",
+    "devices",
+    "versions",
 )
 
 
@@ -121,6 +124,8 @@ def to_csv(table: TableSpec, results: list[RowResult]) -> str:
                 "images_per_second": blank(r.images_per_second, 1),
                 "status": r.status,
                 "values": ";".join(f"{v:.4f}" for v in r.values),
+                "devices": ";".join(r.devices),
+                "versions": ";".join(r.versions),
             }
         )
     return out.getvalue()
@@ -179,7 +184,7 @@ def write_runs_csv(table: TableSpec, jobs: list[Job], record: dict[str, Any], pa
     import csv
 
     fields = ["job", "row", "seed", "status", "reason", table.metric, "epochs", "steps", "fit_seconds",
-              "train_images_per_second", "dir"]  # fmt: skip
+              "train_images_per_second", "dir", "device", "versions"]  # fmt: skip
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
@@ -195,6 +200,9 @@ def write_runs_csv(table: TableSpec, jobs: list[Job], record: dict[str, Any], pa
                     "reason": state.get("reason", ""),
                     **{k: metrics.get(k, "") for k in fields[5:10]},
                     "dir": str(job.dir),
+                    **dict(
+                        zip(("device", "versions"), device_and_versions(metrics) if metrics else ("", ""))
+                    ),
                 }
             )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +23,18 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def job_state(job_dir: Path, metric: str) -> tuple[str, str]:
-    """``(status, reason)`` of one job folder: ``done``, ``failed`` or ``missing``.
+    """``(status, reason)`` of one job folder: ``done``, ``failed``, ``interrupted`` or ``missing``.
 
     A job is done only when its ``metrics.json`` holds the table's metric and no failure status;
-    a ``metrics.json`` that records a failure (divergence, an error) counts as failed.
+    a ``metrics.json`` that records a failure (divergence, an error) counts as failed; one that records
+    a SIGTERM (``interrupted``, with ``last.ckpt`` saved) is continued by the next run.
     """
     metrics = read_json(job_dir / "metrics.json")
     if metrics is None:
         return "missing", ""
     status = str(metrics.get("status", "ok"))
+    if status == "interrupted":
+        return "interrupted", str(metrics.get("error") or status)
     if status in FAILED_STATUSES:
         reason = metrics.get("error") or metrics.get("message") or metrics.get("reason") or status
         return "failed", f"{status}: {reason}" if status not in str(reason) else str(reason)
@@ -51,6 +54,8 @@ class RowResult:
     images_per_second: float | None
     failures: list[str]
     run_dirs: list[Path]
+    devices: list[str] = field(default_factory=list)  # the distinct devices of the finished seeds
+    versions: list[str] = field(default_factory=list)  # their distinct software versions
 
     @property
     def mean(self) -> float | None:
@@ -85,6 +90,27 @@ class RowResult:
         return "ok"
 
 
+def device_and_versions(metrics: dict[str, Any]) -> tuple[str, str]:
+    """What ran a job, from its ``metrics.json``'s provenance: the device's name, and the versions of
+    python, torch, torchvision, Lightning, CUDA and cuDNN (what a differing number is explained by)."""
+    record = metrics.get("provenance") or {}
+    device = str(record.get("device_name") or metrics.get("device") or "unknown")
+    names = {
+        "python": "python",
+        "torch": "torch",
+        "torchvision": "torchvision",
+        "lightning": "Lightning",
+        "cuda": "CUDA",
+        "cudnn": "cuDNN",
+    }
+    parts = [f"{label} {record[key]}" for key, label in names.items() if record.get(key)]
+    return device, ", ".join(parts) or "unknown"
+
+
+def _distinct(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
 def display_value(value: float, display: str) -> float:
     """A metric in [0, 1] as the table shows it (percent accuracy or percent error)."""
     return 100.0 * (1.0 - value) if display == "error" else 100.0 * value
@@ -102,7 +128,7 @@ def gather(table: TableSpec, table_dir: Path, seeds: int | None = None) -> list[
     results = []
     for row in table.rows:
         values, failures, dirs = [], [], []
-        epochs, steps, wall, ips = [], [], [], []
+        epochs, steps, wall, ips, devices, versions = [], [], [], [], [], []
         for seed in range(seeds):
             name = job_name(row.name, seed)
             job_dir = table_dir / "runs" / name
@@ -114,6 +140,9 @@ def gather(table: TableSpec, table_dir: Path, seeds: int | None = None) -> list[
                 steps.append(metrics.get("steps"))
                 wall.append(metrics.get("fit_seconds"))
                 ips.append(metrics.get("train_images_per_second"))
+                device, version = device_and_versions(metrics)
+                devices.append(device)
+                versions.append(version)
                 dirs.append(job_dir)
                 continue
             record = recorded.get(name, {})
@@ -130,6 +159,8 @@ def gather(table: TableSpec, table_dir: Path, seeds: int | None = None) -> list[
                 images_per_second=_mean(ips),
                 failures=failures,
                 run_dirs=dirs,
+                devices=_distinct(devices),
+                versions=_distinct(versions),
             )
         )
     return results

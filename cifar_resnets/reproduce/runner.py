@@ -1,9 +1,10 @@
 """Running a table's jobs: each row's seeds as one ``cifar-train -m`` multirun (or in this process).
 
 Jobs go into deterministic folders ``<out>/runs/<row>_seed<k>/`` (``<out>`` defaults to
-``outputs/tables/<table>``). A rerun skips jobs whose ``metrics.json`` exists, resumes interrupted
+``outputs/tables/<table>``). A rerun skips finished jobs (never trains one again), resumes interrupted
 ones from ``checkpoints/last.ckpt`` and redoes failed ones (their old folder is kept under
-``failed_attempts/``), so a reproduction survives crashes and preemption. Extra ``key=value``
+``failed_attempts/``), so a reproduction survives crashes and preemption. One ``cifar-reproduce`` runs
+per table folder (``table_lock``). Extra ``key=value``
 arguments reach every job, so any Hydra launcher works (``hydra/launcher=joblib``,
 ``submitit_local``, ``submitit_slurm``); ``--parallel N`` runs N rows at once, longest first.
 """
@@ -28,6 +29,7 @@ from cifar_resnets.reproduce.plan import Job, longest_first, plan, smoke_overrid
 from cifar_resnets.reproduce.report import format_seconds, report
 from cifar_resnets.reproduce.results import job_state, read_json
 from cifar_resnets.reproduce.spec import RowSpec, TableSpec, job_name, load_table_arg
+from cifar_resnets.reproduce.table_lock import table_folder_lock
 
 
 class ReproduceError(UserError, ValueError):
@@ -107,8 +109,14 @@ def job_overrides(
 def run_group_subprocess(
     jobs: list[Job], overrides: list[str], runs_dir: Path, log_file: Path
 ) -> tuple[int, str]:
-    """One ``cifar-train -m`` over the seeds of one row; its output goes to ``log_file``."""
+    """One ``cifar-train -m`` over the seeds of one row; its output goes to ``log_file``.
+
+    Each sweep has a folder of its own (``sweeps/<row>_<action>``: its ``multirun.yaml``, sweep lock and
+    launcher files), so ``--parallel`` rows are not taken for a second sweep into a busy folder; its jobs
+    still go to ``runs/<row>_seed<k>``.
+    """
     seeds = ",".join(str(j.seed) for j in jobs)
+    sweep_dir = runs_dir.parent / "sweeps" / f"{jobs[0].row.name}_{jobs[0].action}"
     command = [
         sys.executable,
         "-m",
@@ -117,8 +125,8 @@ def run_group_subprocess(
         *overrides,
         f"seed={seeds}",
         f"run_name={jobs[0].row.name}",
-        f"hydra.sweep.dir={runs_dir}",
-        "hydra.sweep.subdir=${run_name}_seed${seed}",
+        f"hydra.sweep.dir={sweep_dir}",
+        f"hydra.sweep.subdir=../../{runs_dir.name}/${{run_name}}_seed${{seed}}",
     ]
     if jobs[0].action == "resume":
         command.append("ckpt_path=${hydra:runtime.output_dir}/checkpoints/last.ckpt")
@@ -221,6 +229,11 @@ def reproduce(args: argparse.Namespace) -> int:
     seeds = args.seeds or table.seeds
     table_dir = (args.out or Path("outputs") / "tables" / table.name).absolute()
     table_dir.mkdir(parents=True, exist_ok=True)
+    with table_folder_lock(table_dir):  # one cifar-reproduce per table folder
+        return _reproduce(table, seeds, table_dir, args)
+
+
+def _reproduce(table: TableSpec, seeds: int, table_dir: Path, args: argparse.Namespace) -> int:
     if args.report_only:
         jobs = [
             Job(row, s, table_dir / "runs" / job_name(row.name, s), "skip")

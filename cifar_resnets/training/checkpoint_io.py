@@ -45,10 +45,26 @@ def atomic_torch_save(
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        cause = _os_error(err)
+        if cause is not None and cause.filename is None:
+            # torch's zip writer reports a full disk as "unexpected pos" (a RuntimeError); the OSError it
+            # met is its context. Raised again with the checkpoint's path, so the error can name it.
+            raise OSError(cause.errno, cause.strerror, str(path)) from err
         raise
     _fsync_dir(path.parent)
+
+
+def _os_error(err: BaseException | None) -> OSError | None:
+    """``err`` or the OSError it was raised from or during."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def _alive(pid: int) -> bool:

@@ -35,6 +35,16 @@ def run_hparams(config: dict[str, Any]) -> dict[str, str | float | int | bool]:
     return {k: v for k, v in values.items() if isinstance(v, (str, int, float, bool))}
 
 
+def provenance_hparams(metrics: dict[str, Any]) -> dict[str, str | float | int | bool]:
+    """What produced the run (``metrics.json``'s ``provenance``: versions, device, commit, command,
+    times) as ``provenance/<key>`` entries; an absent value (no CUDA, no checkout) reads ``none``."""
+    record = metrics.get("provenance") or {}
+    return {
+        f"provenance/{k}": v if isinstance(v, (str, int, float, bool)) else str(v).lower()
+        for k, v in record.items()
+    }
+
+
 def final_numbers(metrics: dict[str, Any]) -> dict[str, float]:
     """The numeric entries of ``metrics.json`` (accuracies, losses, sizes, times), as loggers take them."""
     return {
@@ -53,9 +63,10 @@ def log_hparams(loggers: list[Any], config: dict[str, Any], metrics: dict[str, A
     the final numbers at ``step``, the run's last (a sweep job included: each job's ``train`` calls this).
     """
     names = {k: 0.0 for k in ("test/acc", "val/acc", "test/loss", "val/loss") if k in metrics}
+    settings = {**run_hparams(config), **provenance_hparams(metrics)}
     for logger in loggers:
         if not isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams({f"hp/{k}": v for k, v in run_hparams(config).items()})
+            logger.log_hyperparams({f"hp/{k}": v for k, v in settings.items()})
             # val/ and test/ numbers are already there: the module logged them (again here, they would
             # add a point to each curve); the rest of metrics.json (sizes, times) is not.
             summary = {k: v for k, v in final_numbers(metrics).items() if not k.startswith(("val/", "test/"))}
@@ -66,7 +77,7 @@ def log_hparams(loggers: list[Any], config: dict[str, Any], metrics: dict[str, A
             continue
         writer = logger.experiment
         file_writer = writer._get_file_writer()  # reopens the event file Lightning closed after test
-        for summary in hparams(run_hparams(config), names):
+        for summary in hparams(settings, names):
             file_writer.add_summary(summary)
         writer.flush()
         writer.close()

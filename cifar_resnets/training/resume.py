@@ -3,19 +3,26 @@
 Lightning only warns and trains from scratch when the checkpoint it is given does not exist, so the
 path is checked here first, and read (``read_checkpoint``: tensors and plain values only) before any
 training state is built. When it cannot be used, the one-line error names the newest readable
-checkpoint beside it and the exact command that resumes from that one.
+checkpoint beside it and the exact command that resumes from that one, quoted for a POSIX shell and
+for Hydra's override parser (a folder with spaces or non-ASCII letters in its name). A checkpoint
+whose weights do not fit the run's model (``model=resnet32`` into a resnet20 run) or that names another
+model is refused before any training state is built.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 from pathlib import Path
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
 
 from cifar_resnets.errors import ConfigError
 from cifar_resnets.inference.checkpoint import CheckpointError, read_checkpoint
+from cifar_resnets.models.build import build_net
 from cifar_resnets.training.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
@@ -39,13 +46,27 @@ def _newest_readable(folder: Path, besides: Path) -> tuple[Path, int, int] | Non
     return path, step, epoch
 
 
+# A value Hydra's override parser reads as it is; anything else is quoted for it.
+_HYDRA_PLAIN = re.compile(r"[A-Za-z0-9_/.:+@-]+")
+
+
+def hydra_value(value: str) -> str:
+    """``value`` as an override value Hydra parses back to the same string (quoted when it must be)."""
+    if _HYDRA_PLAIN.fullmatch(value):
+        return value
+    # Hydra reads a backslash as an escape only before a quote or at the string's end.
+    body = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value)
+    return f"'{body}'"
+
+
 def resume_command(run_dir: Path, checkpoint: Path) -> str:
-    """The command line of this run with ``ckpt_path=checkpoint``, into the same folder."""
+    """The command line of this run with ``ckpt_path=checkpoint``, into the same folder, quoted for the
+    shell (``shlex.join``) and for Hydra."""
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     replaced = ("ckpt_path", "hydra.run.dir")
     kept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in replaced]
-    args = [*kept, f"ckpt_path={checkpoint}", f"hydra.run.dir={run_dir}"]
-    return " ".join(["cifar-train", *(shlex.quote(a) for a in args)])
+    args = [*kept, f"ckpt_path={hydra_value(str(checkpoint))}", f"hydra.run.dir={hydra_value(str(run_dir))}"]
+    return shlex.join(["cifar-train", *args])
 
 
 def _unusable(problem: str, kind: str, path: Path, folder: RunFolder) -> CheckpointError:
@@ -61,8 +82,47 @@ def _unusable(problem: str, kind: str, path: Path, folder: RunFolder) -> Checkpo
     return CheckpointError(f"{problem}; {hint}", kind)
 
 
-def resume_checkpoint(ckpt_path: str | None, folder: RunFolder) -> str | None:
-    """The checkpoint ``trainer.fit`` resumes from, checked; None to start from scratch."""
+def _model_config(cfg: DictConfig) -> dict[str, Any]:
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    assert isinstance(model, dict)
+    return model
+
+
+def check_same_model(path: Path, checkpoint: dict[str, Any], cfg: DictConfig) -> None:
+    """Refuse a checkpoint whose model is not this run's: another name (a residual and a plain net of
+    one depth have the same shapes), or weights that do not fit the net the run builds."""
+    stored = ((checkpoint.get("hyper_parameters") or {}).get("config") or {}).get("model") or {}
+    wanted = _model_config(cfg)
+    state = {
+        k.removeprefix("net.").replace("_orig_mod.", ""): v
+        for k, v in (checkpoint.get("state_dict") or {}).items()
+        if k.startswith("net.")
+    }
+    heads = [v for k, v in state.items() if k.endswith("fc.weight")]
+    problem = None
+    if stored.get("name") != wanted.get("name"):
+        problem = f"it holds model {stored.get('name')!r}"
+    elif heads:
+        net = build_net(wanted, int(heads[-1].shape[0]), pretrained=False)
+        try:
+            result = net.load_state_dict(state, strict=False)
+            bad = [*result.missing_keys, *result.unexpected_keys]
+            if bad:
+                problem = f"{len(bad)} of its weights do not fit this run's net (e.g. {bad[0]})"
+        except RuntimeError as err:
+            problem = f"its weights do not fit this run's net ({str(err).strip().splitlines()[-1].strip()})"
+    if problem is not None:
+        raise CheckpointError(
+            f"{path}: {problem}, not this run's model {wanted.get('name')!r}; continue it with its own "
+            f"model settings (model={stored.get('name')}), or give this run another folder "
+            "(hydra.run.dir=...)",
+            "other_model",
+        )
+
+
+def resume_checkpoint(ckpt_path: str | None, folder: RunFolder, cfg: DictConfig) -> str | None:
+    """The checkpoint ``trainer.fit`` resumes from, checked (readable, this run's model); None to start
+    from scratch."""
     if ckpt_path is None:
         return None
     if ckpt_path == "auto":
@@ -81,8 +141,9 @@ def resume_checkpoint(ckpt_path: str | None, folder: RunFolder) -> str | None:
                 f"ckpt_path={ckpt_path} does not exist; use a checkpoints/last.ckpt or ckpt_path=auto"
             )
     try:
-        read_checkpoint(path)
+        checkpoint = read_checkpoint(path)
     except CheckpointError as err:
         raise _unusable(str(err), err.kind, path, folder) from None
+    check_same_model(path, checkpoint, cfg)
     log.info("resuming from %s", path)
     return str(path)

@@ -1,0 +1,81 @@
+"""Whether a run may start in its folder, decided before anything is written there.
+
+A run folder is the user's result. A new run into a folder that already holds one is refused, with the
+two ways on (``ckpt_path=auto`` continues the run there, another ``hydra.run.dir`` starts a new one).
+A continuation (``ckpt_path`` set) is checked whole before it writes: the checkpoint is readable and
+holds this run's model (``resume.resume_checkpoint``); a refusal is recorded under ``attempts/``. A
+completed run is continued only when its limits were raised; otherwise there is nothing to do and the
+folder is left as it is. ``cifar-train`` decides this in its Hydra callback, before Hydra writes
+``.hydra/`` and the log file; ``train()`` decides it again for in-process runs and sweep jobs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omegaconf import DictConfig
+
+from cifar_resnets.errors import UserError
+from cifar_resnets.training.resume import resume_checkpoint
+from cifar_resnets.training.run_folder import ExistingRun, RunFolder
+from cifar_resnets.training.run_lock import first_process
+
+# Lightning's max_epochs when neither limit is set.
+LIGHTNING_DEFAULT_MAX_EPOCHS = 1000
+
+
+class RunFolderTaken(UserError):
+    """A new run into a folder that already holds a run."""
+
+
+@dataclass
+class Start:
+    """The decision: ``finished`` (nothing to do), else the checkpoint to resume from (None: fresh)."""
+
+    existing: ExistingRun | None
+    resume: str | None = None
+    finished: bool = False
+
+
+def limits_reached(run: ExistingRun, max_epochs: int | None, max_steps: int | None) -> bool:
+    """True when a completed run's epochs or steps already meet the limits: it would train no further."""
+    steps, epochs = run.steps or 0, run.epochs or 0
+    if max_steps is not None and max_steps >= 0 and steps >= max_steps:
+        return True
+    if max_epochs is None and (max_steps is None or max_steps < 0):
+        max_epochs = LIGHTNING_DEFAULT_MAX_EPOCHS
+    return max_epochs is not None and max_epochs >= 0 and epochs >= max_epochs
+
+
+def finished_message(folder: RunFolder, run: ExistingRun) -> str:
+    return (
+        f"run folder {folder.path} holds {run.describe()}: nothing to do, nothing changed; raise "
+        "trainer.max_epochs or trainer.max_steps to train it further"
+    )
+
+
+def decide_start(cfg: DictConfig, folder: RunFolder) -> Start:
+    """The decision for ``cfg`` in ``folder``; raises a one-line ``UserError`` for a refusal (recorded
+    under ``attempts/`` when the folder holds a run and a continuation was asked for)."""
+    if not first_process():
+        # Another rank of a distributed run: rank 0 decided before it started this one, and may already
+        # have written config.yaml.
+        return Start(None, resume_checkpoint(cfg.ckpt_path, folder, cfg))
+    existing = folder.existing_run()
+    if existing is None:
+        return Start(None, resume_checkpoint(cfg.ckpt_path, folder, cfg))
+    if cfg.ckpt_path is None:
+        raise RunFolderTaken(
+            f"run folder {folder.path} already holds {existing.describe()}; continue it with "
+            "ckpt_path=auto, or give this run another folder (hydra.run.dir=...)"
+        )
+    if existing.status == "completed" and limits_reached(
+        existing, cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps")
+    ):
+        return Start(existing, finished=True)
+    folder.record_attempts_aside()
+    try:
+        return Start(existing, resume_checkpoint(cfg.ckpt_path, folder, cfg))
+    except UserError as err:
+        folder.record_failure("refused", err)
+        raise
