@@ -9,6 +9,10 @@ traceback, and a sweep records it in the job's ``error.txt``.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+E = TypeVar("E", bound=BaseException)
+
 
 class UserError(Exception):
     """An expected problem with the user's input; the message says what to change."""
@@ -20,13 +24,19 @@ class ConfigError(UserError, ValueError):
     """A config value that cannot work; the message names the key and what to change."""
 
 
-def find_user_error(err: BaseException) -> UserError | None:
-    """``err`` or the ``UserError`` it was raised from (Hydra's ``instantiate`` wraps constructor errors)."""
+def find_cause(err: BaseException | None, kind: type[E]) -> E | None:
+    """``err`` or the ``kind`` exception it was raised from or during (libraries wrap errors in their
+    own: Hydra's ``instantiate`` a constructor's, exporters and plotting an ``OSError``)."""
     seen: set[int] = set()
-    current: BaseException | None = err
+    current = err
     while current is not None and id(current) not in seen:
-        if isinstance(current, UserError):
+        if isinstance(current, kind):
             return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
+
+
+def find_user_error(err: BaseException) -> UserError | None:
+    """``err`` or the ``UserError`` it was raised from."""
+    return find_cause(err, UserError)

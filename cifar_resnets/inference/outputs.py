@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from cifar_resnets.errors import UserError
+from cifar_resnets.errors import UserError, find_cause
 
 # Why a write failed, in words, by errno (anything else: the system's own message).
 _CAUSES = {
@@ -39,18 +39,6 @@ class OutputError(UserError, ValueError):
 
 def _cause(err: OSError) -> str:
     return _CAUSES.get(err.errno or 0, err.strerror or str(err))
-
-
-def _os_error(err: BaseException) -> OSError | None:
-    """The ``OSError`` behind ``err`` (exporters and plotting libraries wrap it in their own errors)."""
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        if isinstance(current, OSError):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
 
 
 def _guarded(inputs: Iterable[str | Path | None]) -> list[Path]:
@@ -146,7 +134,7 @@ def _one_line(path: Path) -> Iterator[None]:
     try:
         yield
     except Exception as err:
-        os_err = _os_error(err)
+        os_err = find_cause(err, OSError)
         if os_err is None:
             raise
         raise OutputError(f"cannot write {path}: {_cause(os_err)}; nothing there was changed") from None

@@ -16,13 +16,15 @@ rounds; its 10.2M for ResNet-1001 matches the conv and linear weights, 10,178,48
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
 from torch import nn
 
 from cifar_resnets.errors import ConfigError
 from cifar_resnets.models.init import he_init
 
-__all__ = ["PreActBasicBlock", "PreActBottleneck", "PreActResNet", "UNITS"]
+__all__ = ["PreActBasicBlock", "PreActBottleneck", "PreActNet", "PreActResNet", "UNITS"]
 
 UNITS = ("basic", "bottleneck")
 
@@ -83,7 +85,43 @@ def _projection(in_channels: int, out_channels: int, stride: int) -> nn.Module |
     return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
 
 
-class PreActResNet(nn.Module):
+class PreActNet(nn.Module):
+    """What the pre-activation ResNets and the Wide ResNets share: a 3x3 stem, three stages of units
+    (stride 2 at the first unit of stages 2 and 3), then BN-ReLU, global pooling and a linear classifier."""
+
+    def _build(
+        self,
+        stem: int,
+        stage_widths: Sequence[int],
+        units_per_stage: int,
+        make_unit: Callable[[int, int, int], nn.Module],
+        unit_out: Callable[[int], int],
+        num_classes: int,
+    ) -> None:
+        """``make_unit(in_channels, width, stride)``; ``unit_out(width)``: the channels a unit outputs."""
+        self.conv1 = nn.Conv2d(3, stem, 3, padding=1, bias=False)
+        channels = stem
+        stages = []
+        for i, width in enumerate(stage_widths):
+            units = []
+            for j in range(units_per_stage):
+                units.append(make_unit(channels, width, 2 if (i > 0 and j == 0) else 1))
+                channels = unit_out(width)
+            stages.append(nn.Sequential(*units))
+        self.layer1, self.layer2, self.layer3 = stages
+        self.bn = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(channels, num_classes)
+        he_init(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layer3(self.layer2(self.layer1(self.conv1(x))))
+        x = torch.flatten(self.avgpool(self.relu(self.bn(x))), 1)
+        return self.fc(x)
+
+
+class PreActResNet(PreActNet):
     """Pre-activation CIFAR ResNet: 3x3 stem, three stages (stride 2 at stages 2 and 3), BN-ReLU, pool, fc.
 
     Args:
@@ -115,23 +153,4 @@ class PreActResNet(nn.Module):
         if len(widths) != 3:
             raise ConfigError(f"widths must give the inner widths of the 3 stages, got {widths}")
         n = (depth - 2) // per_stage
-        self.conv1 = nn.Conv2d(3, widths[0], 3, padding=1, bias=False)
-        channels = widths[0]
-        stages = []
-        for i, width in enumerate(widths):
-            units = []
-            for j in range(n):
-                units.append(block(channels, width, 2 if (i > 0 and j == 0) else 1))
-                channels = width * block.expansion
-            stages.append(nn.Sequential(*units))
-        self.layer1, self.layer2, self.layer3 = stages
-        self.bn = nn.BatchNorm2d(channels)
-        self.relu = nn.ReLU(inplace=True)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(channels, num_classes)
-        he_init(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.layer3(self.layer2(self.layer1(self.conv1(x))))
-        x = torch.flatten(self.avgpool(self.relu(self.bn(x))), 1)
-        return self.fc(x)
+        self._build(widths[0], widths, n, block, lambda width: width * block.expansion, num_classes)

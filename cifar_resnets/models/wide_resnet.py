@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from cifar_resnets.errors import ConfigError
-from cifar_resnets.models.init import he_init
+from cifar_resnets.models.preact_resnet import PreActNet
 
 __all__ = ["WideBasicBlock", "WideResNet"]
 
@@ -42,7 +42,7 @@ class WideBasicBlock(nn.Module):
         return self.conv2(out) + skip
 
 
-class WideResNet(nn.Module):
+class WideResNet(PreActNet):
     """WRN-``depth``-``widen``: depth 6N+4, widening factor k, optional dropout inside each unit."""
 
     def __init__(self, depth: int = 28, widen: int = 10, dropout: float = 0.0, num_classes: int = 10) -> None:
@@ -54,23 +54,8 @@ class WideResNet(nn.Module):
         if not 0 <= dropout < 1:
             raise ConfigError(f"dropout must lie in [0, 1) (the paper uses 0.3), got {dropout!r}")
         n = (depth - 4) // 6
-        self.conv1 = nn.Conv2d(3, 16, 3, padding=1, bias=False)
-        channels = 16
-        groups = []
-        for i, width in enumerate((16 * widen, 32 * widen, 64 * widen)):
-            units = []
-            for j in range(n):
-                units.append(WideBasicBlock(channels, width, 2 if (i > 0 and j == 0) else 1, dropout))
-                channels = width
-            groups.append(nn.Sequential(*units))
-        self.layer1, self.layer2, self.layer3 = groups
-        self.bn = nn.BatchNorm2d(channels)
-        self.relu = nn.ReLU(inplace=True)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(channels, num_classes)
-        he_init(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.layer3(self.layer2(self.layer1(self.conv1(x))))
-        x = torch.flatten(self.avgpool(self.relu(self.bn(x))), 1)
-        return self.fc(x)
+        def unit(in_channels: int, width: int, stride: int) -> nn.Module:
+            return WideBasicBlock(in_channels, width, stride, dropout)
+
+        self._build(16, (16 * widen, 32 * widen, 64 * widen), n, unit, lambda width: width, num_classes)

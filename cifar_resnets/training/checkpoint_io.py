@@ -18,6 +18,8 @@ from typing import IO, Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from cifar_resnets.errors import find_cause
+
 # Temporary files start with this; no "last" or ".ckpt" in the name, so Lightning's
 # ``ckpt_path="last"`` search and checkpoint globbing never pick up a half-written file.
 TEMP_PREFIX = ".partial-"
@@ -47,24 +49,13 @@ def atomic_torch_save(
         os.replace(tmp, path)
     except BaseException as err:
         tmp.unlink(missing_ok=True)
-        cause = _os_error(err)
+        cause = find_cause(err, OSError)
         if cause is not None and cause.filename is None:
             # torch's zip writer reports a full disk as "unexpected pos" (a RuntimeError); the OSError it
             # met is its context. Raised again with the checkpoint's path, so the error can name it.
             raise OSError(cause.errno, cause.strerror, str(path)) from err
         raise
     _fsync_dir(path.parent)
-
-
-def _os_error(err: BaseException | None) -> OSError | None:
-    """``err`` or the OSError it was raised from or during."""
-    seen: set[int] = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, OSError):
-            return err
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__
-    return None
 
 
 def _alive(pid: int) -> bool:
