@@ -8,8 +8,7 @@ The Python API is importable from here: ``load_model`` (a checkpoint, an export 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from cifar_resnets.lazy import lazy_exports
 
 _SUBMODULE_OF = {
     "classify": "classify",
@@ -21,14 +20,4 @@ _SUBMODULE_OF = {
 __all__ = sorted(_SUBMODULE_OF)
 
 
-def __getattr__(name: str) -> Any:
-    submodule = _SUBMODULE_OF.get(name)
-    if submodule is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{submodule}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__ = lazy_exports(__name__, _SUBMODULE_OF)

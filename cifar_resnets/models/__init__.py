@@ -11,8 +11,7 @@ cifar-predict's start short.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from cifar_resnets.lazy import lazy_exports
 
 _SUBMODULE_OF = {
     "CBAM": "attention",
@@ -41,14 +40,4 @@ _SUBMODULE_OF = {
 __all__ = sorted(_SUBMODULE_OF)
 
 
-def __getattr__(name: str) -> Any:
-    submodule = _SUBMODULE_OF.get(name)
-    if submodule is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{submodule}"), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__ = lazy_exports(__name__, _SUBMODULE_OF)
