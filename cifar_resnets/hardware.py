@@ -29,13 +29,15 @@ def usable_cores() -> int:
 
 
 def set_cpu_threads(concurrent: int = 1) -> int:
-    """Size torch's intra-op pool to this process's share of the usable cores, and return it.
+    """Shrink torch's intra-op pool to this process's share of the usable cores, and return its size.
 
-    ``concurrent``: how many such processes or requests share the cores (a parallel sweep's jobs, the
-    app's sessions). A user's ``OMP_NUM_THREADS`` is kept: torch sized its pool from it already.
+    ``concurrent``: how many such processes or requests share the cores (the app's sessions). The pool
+    never grows here: a smaller count chosen before (``torch.set_num_threads``, a test pinning one
+    thread for bit-exact results) stays, and so does a user's ``OMP_NUM_THREADS``.
     """
     if os.environ.get("OMP_NUM_THREADS"):
         return torch.get_num_threads()
-    threads = max(1, usable_cores() // max(1, concurrent))
-    torch.set_num_threads(threads)
+    threads = max(1, min(torch.get_num_threads(), usable_cores() // max(1, concurrent)))
+    if threads != torch.get_num_threads():
+        torch.set_num_threads(threads)
     return threads
