@@ -86,13 +86,8 @@ def source_version(source: str) -> Version:
 def load_version(source: str, mtime_ns: int, size: int) -> LoadedModel | CheckpointError:
     """The net of one source version, or why it cannot be used; a refusal is kept like a net, so a
     broken file is read once per version, not on every click."""
-    from cifar_resnets.hardware import set_cpu_threads, usable_cores
     from cifar_resnets.inference.checkpoint import CheckpointError, load_model
 
-    # The server answers each browser session in a thread of its own, and a click runs small batches:
-    # one intra-op thread each (one image took 0.21 s with the default pool on a busy machine, 0.009 s
-    # with one thread), so sessions do not contend for the cores.
-    set_cpu_threads(concurrent=usable_cores())
     try:
         return load_model(source)
     except CheckpointError as err:
