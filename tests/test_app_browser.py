@@ -28,7 +28,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from test_app import (
+from app_helpers import (
     add_broken_newer_run,
     copy_run,
     png_bytes,

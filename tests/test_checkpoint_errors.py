@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_evaluate import trained_run
+from train_helpers import trained_run
 
 from cifar_resnets.cli.evaluate import main as eval_main
 from cifar_resnets.cli.predict import main as predict_main

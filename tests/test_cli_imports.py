@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_evaluate import trained_run
-from train_helpers import REPO
+from train_helpers import REPO, trained_run
 
 # Runs a module as ``python -m`` does and writes the names of every module it imported, at exit.
 WRAPPER = """

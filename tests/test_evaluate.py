@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import shutil
 from pathlib import Path
@@ -12,42 +11,15 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from train_helpers import read_metrics, run_cli, tiny_overrides
+from train_helpers import Evil, read_metrics, run_cli, trained_run
 
 from cifar_resnets.cli.common import keyvalue_to_options
 from cifar_resnets.cli.evaluate import main
-from cifar_resnets.config.compose import compose_train
 from cifar_resnets.data.transforms import eval_view
 from cifar_resnets.inference.checkpoint import CheckpointError
 from cifar_resnets.inference.evaluate import evaluate
 from cifar_resnets.inference.predict import tta_views
 from cifar_resnets.inference.report import classification_report
-from cifar_resnets.training.train import train
-
-_RUNS: dict[str, Path] = {}
-
-
-def trained_run(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Path:
-    """A small net trained 3 epochs on the easy synthetic data, once per session (shared with predict)."""
-    key = str(data_root)
-    if key not in _RUNS:
-        run_dir = tmp_path_factory.mktemp("eval_run")
-        overrides = tiny_overrides(
-            data_root,
-            **{
-                "model.depth": 8,
-                "optim": "adam",
-                "optim.lr": 0.01,
-                "schedule": "constant",
-                "data.batch_size": 32,
-                "trainer.max_epochs": 3,
-                "logger": "none",
-                "callbacks.lr_monitor": None,
-            },
-        )
-        train(compose_train(overrides, output_dir=run_dir))
-        _RUNS[key] = run_dir
-    return _RUNS[key]
 
 
 @pytest.fixture(scope="module")
@@ -58,16 +30,6 @@ def run_dir(tmp_path_factory, synthetic_cifar10: Path) -> Path:
 @pytest.fixture(scope="module")
 def ckpt(run_dir: Path) -> Path:
     return run_dir / "checkpoints" / "last.ckpt"
-
-
-class Evil:
-    """Unpickling this runs a shell command that creates a marker file."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
 
 
 def _assert_consistent(report: dict) -> None:

@@ -16,8 +16,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 from PIL import Image
-from test_evaluate import trained_run
-from train_helpers import tiny_overrides
+from train_helpers import tiny_overrides, trained_run
 
 from cifar_resnets.config.compose import compose_train
 from cifar_resnets.data.cifar_files import load_cifar_pickle

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_evaluate import Evil, trained_run
-from train_helpers import run_cli
+from train_helpers import Evil, run_cli, trained_run
 
 from cifar_resnets.cli.predict import main
 from cifar_resnets.data.cifar_files import load_cifar_pickle
