@@ -84,6 +84,8 @@ class LoadedModel:
     resize_size: int | None  # ImageNet-style evaluation resize; None: CIFAR-style (see data.transforms)
     path: Path
     metrics: dict[str, Any] = field(default_factory=dict)
+    # The net as inference runs it, per device (``predict.inference_net``)
+    inference_nets: dict[str, nn.Module] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def model_name(self) -> str:
