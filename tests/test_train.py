@@ -55,7 +55,10 @@ def test_cli_writes_the_run_folder(synthetic_cifar10: Path, tmp_path: Path) -> N
         [*tiny_overrides(synthetic_cifar10), f"hydra.run.dir={run_dir}"],
         cwd=tmp_path,
     )
-    assert "litlogger" not in proc.stdout + proc.stderr and "litmodels" not in proc.stdout + proc.stderr
+    printed = proc.stdout + proc.stderr
+    assert "litlogger" not in printed and "litmodels" not in printed
+    assert printed.count("GPU available") == 1 and "Seed set to 0" in (run_dir / "train.log").read_text()
+    assert "not supported by the model summary" not in printed and "LeafSpec" not in printed
     metrics = read_metrics(run_dir)
     for key in ("test/acc", "val/acc", "epochs", "train_seconds", "train_images_per_second", "params"):
         assert key in metrics, key

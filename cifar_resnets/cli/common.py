@@ -46,10 +46,12 @@ def keyvalue_to_options(argv: Sequence[str], keys: Sequence[str]) -> list[str]:
 def route_lightning_logs() -> None:
     """Send Lightning's messages through the handlers Hydra set up (the run's log file among them).
 
-    Lightning installs its own handler at import time, before Hydra configures logging, so its
-    messages would miss the run's log file.
+    Lightning installs console handlers of its own at import time (on ``lightning``, ``lightning.pytorch``
+    and ``lightning.fabric``), before Hydra configures logging: its messages would miss the run's log
+    file, or reach the console twice.
     """
-    lightning_log = logging.getLogger("lightning.pytorch")
-    for handler in list(lightning_log.handlers):
-        lightning_log.removeHandler(handler)
-    lightning_log.propagate = True
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        lightning_log = logging.getLogger(name)
+        for handler in list(lightning_log.handlers):
+            lightning_log.removeHandler(handler)
+        lightning_log.propagate = True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,6 +41,12 @@ class _NoServiceTips(logging.Filter):
 # rank_zero_info's logger (lightning/pytorch/utilities/rank_zero.py); addFilter keeps one copy.
 _LIGHTNING_RANK_ZERO_LOG = logging.getLogger("lightning.pytorch.utilities.rank_zero")
 _NO_SERVICE_TIPS = _NoServiceTips()
+# Lightning's warnings about itself, which a user can do nothing about: its model summary cannot size
+# bf16 weights, and its own code uses a torch API that torch deprecated.
+_LIGHTNING_SELF_WARNINGS = (
+    r"Precision .* is not supported by the model summary",
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+)
 
 
 def _container(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
@@ -246,8 +253,12 @@ def build_trainer(
         # A compiled submodule under inference_mode fails in eval: "Inference tensors do not track version
         # counter" (https://github.com/Lightning-AI/pytorch-lightning/issues/17175).
         kwargs["inference_mode"] = False
+    if cfg.data.get("val_size") == 0 and cfg.trainer.get("limit_val_batches") is None:
+        kwargs["limit_val_batches"] = 0  # no validation split: no loop (Lightning warns of an empty one)
     kwargs.update(overrides)
     _LIGHTNING_RANK_ZERO_LOG.addFilter(_NO_SERVICE_TIPS)
+    for message in _LIGHTNING_SELF_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)  # an identical filter replaces the last one
     trainer = instantiate(cfg.trainer, **kwargs, _convert_="all")
     if trainer.strategy.root_device.type == "cpu":
         set_cpu_threads()
