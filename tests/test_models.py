@@ -106,7 +106,7 @@ def test_cifar_stem_keeps_resolution():
     assert feats.shape == (1, 512, 4, 4)  # 32 -> 32 (stem) -> 4 after three stride-2 stages
 
 
-def test_mlp256_head_is_seed_002_head():
+def test_mlp256_head_is_linear_relu_dropout_linear():
     net = resnet18(num_classes=10, head="mlp256", head_dropout=0.5)
     layers = list(net.fc)
     assert isinstance(layers[0], nn.Linear) and (layers[0].in_features, layers[0].out_features) == (512, 256)
@@ -177,6 +177,24 @@ def test_residual_block_with_zero_branch_is_identity_plain_is_not():
     _zero_residual_branch(plain)
     assert torch.equal(res(x), x)
     assert torch.count_nonzero(plain(x)) == 0
+
+
+def test_zero_init_residual_starts_the_net_as_its_shortcuts_and_is_refused_for_a_plain_net():
+    """Each block then passes its input on (through the shortcut and the ReLU), so ResNet-56's first
+    logits are as small as a shallow net's: He et al.'s init starts it above chance (a loss of 3.2)."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 3, 32, 32)
+    net = CifarResNet(56, shortcut="B", zero_init_residual=True).eval()
+    blocks = [m for m in net.modules() if isinstance(m, BasicBlock)]
+    h = torch.rand(2, 16, 8, 8)
+    assert torch.equal(blocks[0](h), h)
+    labels = torch.randint(0, 10, (64,))
+    zero_init = nn.functional.cross_entropy(net.train()(x), labels)
+    torch.manual_seed(0)
+    he_init_only = nn.functional.cross_entropy(CifarResNet(56, shortcut="B").train()(x), labels)
+    assert zero_init < 2.6 < he_init_only  # chance is ln(10) = 2.30
+    with pytest.raises(UserError, match="zero_init_residual=true needs a residual net"):
+        CifarResNet(20, residual=False, zero_init_residual=True)
 
 
 def test_plain_net_has_no_shortcuts():

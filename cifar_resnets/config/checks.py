@@ -97,6 +97,7 @@ RULES: dict[str, Rule] = {
     "model.name": Text(),
     "model.depth": Number(int, low=8),
     "model.residual": Flag(),
+    "model.zero_init_residual": Flag(),
     "model.weights_path": Text(also={None: "no local weights"}),
     "model.weights": Text(also={None: "fresh weights"}),  # torchvision's name, or pretrained:<source>/<net>
     "model.unit": Choice(("basic", "bottleneck")),  # pre-activation ResNets

@@ -113,6 +113,10 @@ class CifarResNet(FreezableBackbone):
         weights_path: a state dict or suite ``.ckpt`` of the same architecture; its backbone is loaded
             (the head ``fc`` keeps its fresh init, so the class count may differ).
         freeze: "none", or "backbone" to train only ``fc`` (backbone BatchNorms stay in eval mode).
+        zero_init_residual: start each residual branch at zero (its last BN's scale 0; Goyal et al.
+            2017, torchvision's option of the same name), so the net starts as its shortcuts: a deep
+            ResNet then trains from its first steps, where He et al.'s init makes its first logits
+            large and its loss rise above chance (docs/results.md).
 
     With option A and 10 classes the counts round to the paper's table 6 (0.27M, 0.46M, 0.66M, 0.85M,
     1.7M): 269,722 (20), 464,154 (32), 658,586 (44), 853,018 (56), 1,727,962 (110). Option B adds the
@@ -130,9 +134,15 @@ class CifarResNet(FreezableBackbone):
         weights: str | None = None,
         weights_path: str | Path | None = None,
         freeze: str | None = "none",
+        zero_init_residual: bool = False,
     ) -> None:
         super().__init__()
         freeze = check_freeze(freeze)
+        if zero_init_residual and not residual:
+            raise ConfigError(
+                "model.zero_init_residual=true needs a residual net: a plain net's blocks would start by "
+                "outputting zeros; set model.zero_init_residual=false"
+            )
         if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6 != 0:
             raise ConfigError(f"depth must be 6n+2 with n >= 1 (e.g. 20, 32, 44, 56, 110), got {depth!r}")
         if shortcut not in SHORTCUTS:
@@ -160,6 +170,10 @@ class CifarResNet(FreezableBackbone):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(channels, num_classes)
         he_init(self)
+        if zero_init_residual:
+            for block in self.modules():
+                if isinstance(block, BasicBlock):
+                    nn.init.zeros_(block.bn2.weight)
         if weights is not None:
             self._load_release(str(weights), residual, shortcut, attention, widths)
         if weights_path is not None:
