@@ -16,7 +16,7 @@ from cifar_resnets.reporting.plots import (
 )
 from cifar_resnets.reproduce.report import to_csv, to_markdown
 from cifar_resnets.reproduce.results import RowResult
-from cifar_resnets.reproduce.spec import RowSpec, TableSpec
+from cifar_resnets.reproduce.spec import Claim, RowSpec, TableSpec
 from cifar_resnets.training.hparams import run_hparams
 
 
@@ -61,9 +61,12 @@ def test_markdown_and_csv_of_rows() -> None:
         RowSpec("r2", (), None), [], 2, None, None, None, None, ["WeightsDownloadError: offline"], []
     )
     markdown = to_markdown(table, [ok, failed])
-    row = "| r1 | 8.50 ± 0.71 | 8.75 | -0.25 | 2/2 | 182 | 64000 | 10:00 | 13,000 | CPU: torch 2.14.1 | ok |"
+    row = (
+        "| r1 | 8.50 ± 0.71 | 8.00, 9.00 | 8.75 | -0.25 | 2/2 | 182 | 64000 | 10:00 | 13,000 "
+        "| CPU: torch 2.14.1 | ok |"
+    )
     assert row in markdown
-    assert "| r2 | — | — | — | 0/2 |" in markdown and "failed: WeightsDownloadError: offline" in markdown
+    assert "| r2 | — | — | — | — | 0/2 |" in markdown and "failed: WeightsDownloadError: offline" in markdown
     csv_text = to_csv(table, [ok, failed])
     assert "r1,model=resnet20,test/acc,error %,8.5000,0.7071,2,2,8.7500,-0.2500" in csv_text
     assert ok.difference == pytest.approx(-0.25)
@@ -91,3 +94,20 @@ def test_run_hparams_are_flat_scalars() -> None:
         "schedule": "multistep",
         "seed": 3,
     }
+
+
+def test_a_tables_claims_are_checked_seed_by_seed() -> None:
+    """A claim holds in a seed when both rows finished that seed and their values compare as stated."""
+    deep, shallow = RowSpec("deep", ()), RowSpec("shallow", ())
+    table = TableSpec(
+        "t", "a table", "", "test/acc", "accuracy", 3, (deep, shallow),
+        claims=(Claim("deep", ">=", "shallow"), Claim("deep", "<", "shallow")),
+    )  # fmt: skip
+    results = [
+        RowResult(deep, [60.0, 58.0, 61.0], 3, None, None, None, None, [], [], seeds=[0, 1, 2]),
+        RowResult(shallow, [59.0, 58.5], 3, None, None, None, None, [], [], seeds=[0, 2]),
+    ]
+    markdown = to_markdown(table, results)
+    assert "| deep | 59.67 ± 1.53 | 60.00, 58.00, 61.00 |" in markdown
+    assert "| deep >= shallow | 59.67 vs 58.75 | 2/2 (0, 2) | holds in every seed |" in markdown
+    assert "| deep < shallow | 59.67 vs 58.75 | 0/2 | does not hold in every seed |" in markdown

@@ -93,14 +93,14 @@ def test_smoke_reproduction_writes_table_csv_and_plots(name: str, tmp_path: Path
     for row in table.rows:
         cells = rows[row.name]
         if row.published is not None:
-            assert f"{row.published:.2f}" in cells[2]
+            assert f"{row.published:.2f}" in cells[3]
         if row.name not in ran:
             assert cells[-1] == "not yet run", cells
         else:
             assert cells[-1] == "ok", cells
-            assert 0.0 <= float(cells[1]) <= 100.0
+            assert 0.0 <= float(cells[1]) <= 100.0 and cells[2] == cells[1]  # one seed: its value is the mean
             if row.published is not None:
-                assert float(cells[3]) == pytest.approx(float(cells[1]) - row.published, abs=0.011)
+                assert float(cells[4]) == pytest.approx(float(cells[1]) - row.published, abs=0.011)
     with open(out / "results.csv") as f:
         results = list(csv.DictReader(f))
     assert [r["row"] for r in results] == [r.name for r in table.rows]
@@ -112,6 +112,10 @@ def test_smoke_reproduction_writes_table_csv_and_plots(name: str, tmp_path: Path
     assert_png(plots / "comparison.png")
     for r in done:
         assert_png(plots / f"curves_{r['row']}.png")
+    assert_png(plots / "training_error.png")
+    with open(out / "curves.csv") as f:
+        curves = list(csv.DictReader(f))
+    assert {c["row"] for c in curves if c["tag"] == "train/acc"} == set(ran)
     if name != "transfer_learning":  # its ImageNet rows have no in-memory test split to plot
         assert_png(plots / "confusion_best.png")
 
@@ -198,6 +202,19 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     assert "unknown table 'no_such_table'" in proc.stderr
 
 
+@pytest.mark.parametrize("claim", ["first > nowhere", "first >> second", "first>second"])
+def test_a_claim_that_does_not_read_row_op_row_is_refused_naming_it(
+    tmp_path: Path, claim: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = tmp_path / "claims.yaml"
+    table.write_text(CUSTOM_TABLE + f"claims: ['{claim}']\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(table), "--list"])
+    error = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and error.count("\n") == 0
+    assert f"claim {claim!r} must read 'ROW OP ROW'" in error and "first, second, broken, third" in error
+
+
 def test_parallel_rows_start_longest_first(tmp_path: Path, monkeypatch) -> None:
     """With --parallel N the longest rows start first, so none runs alone at the end; one at a time keeps
     the table's order."""
@@ -207,11 +224,15 @@ def test_parallel_rows_start_longest_first(tmp_path: Path, monkeypatch) -> None:
 
     started: list[str] = []
 
-    def fake_run(jobs, overrides, runs_dir, log_file):
+    threads: set[int | None] = set()
+
+    def fake_run(jobs, overrides, runs_dir, log_file, job_threads):
         started.append(jobs[0].row.name)
+        threads.add(job_threads)
         return 0, ""
 
     monkeypatch.setattr(runner, "run_group_subprocess", fake_run)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     table = load_table_arg("he2016_table6")
     jobs = plan(table, tmp_path, 1)
     order = [g[0].row.name for g in longest_first(table, [[j] for j in jobs])]
@@ -221,10 +242,12 @@ def test_parallel_rows_start_longest_first(tmp_path: Path, monkeypatch) -> None:
     args = cli.parse_args(["he2016_table6", "--parallel", "2", "--out", str(tmp_path)])
     runner.run_jobs(table, jobs, tmp_path, args)  # the fake trains nothing: every job is recorded failed
     assert "resnet1202" in started[:2] and sorted(started) == sorted(order)
+    assert threads == {max(1, len(os.sched_getaffinity(0)) // 2)}  # two rows share the cores
     started.clear()
+    threads.clear()
     one_at_a_time = cli.parse_args(["he2016_table6", "--out", str(tmp_path)])
     runner.run_jobs(table, plan(table, tmp_path, 1), tmp_path, one_at_a_time)
-    assert started == [r.name for r in table.rows]
+    assert started == [r.name for r in table.rows] and threads == {None}
 
 
 def test_rows_runs_only_the_named_rows_and_the_report_keeps_the_others(tmp_path: Path, capsys) -> None:

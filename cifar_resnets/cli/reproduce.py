@@ -42,7 +42,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=None, help="output folder (default outputs/tables/TABLE)")
     parser.add_argument("--data-root", default=None, help="folder holding the datasets (paths.data_dir)")
-    parser.add_argument("--parallel", type=int, default=1, help="rows run at the same time (default 1)")
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        help="rows run at the same time, each on its share of the CPU cores (default 1)",
+    )
     parser.add_argument(
         "--in-process", action="store_true", help="run jobs inside this process (no launcher; for smoke runs)"
     )

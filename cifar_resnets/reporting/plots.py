@@ -78,6 +78,33 @@ def plot_training_history(
     return _save(fig, out)
 
 
+def plot_rows_training_error(rows: dict[str, Sequence[str | Path]], out: str | Path, title: str = "") -> Path:
+    """Training error (%) against the step, one colour per row, one line per seed: the shape of He et
+    al. 2016's Fig. 6 (a deeper plain net above a shallower one; a deeper ResNet below). Raises
+    ``FileNotFoundError`` when no run logged a training accuracy."""
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot(1, 1, 1)
+    for i, (name, dirs) in enumerate(rows.items()):
+        for k, run_dir in enumerate(dirs):
+            scalars = read_scalars(run_dir)
+            if "train/acc" not in scalars:
+                continue
+            steps, acc = scalars["train/acc"]
+            ax.plot(
+                steps, 100 * (1 - acc), color=f"C{i}", alpha=1.0 if k == 0 else 0.4, label=None if k else name
+            )
+    if not ax.lines:
+        raise FileNotFoundError("no run of the table logged train/acc")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training error (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title, fontsize="medium")
+    fig.tight_layout()
+    return _save(fig, out)
+
+
 def plot_comparison(
     names: Sequence[str],
     ours: Sequence[float | None],

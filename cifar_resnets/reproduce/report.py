@@ -10,7 +10,7 @@ from typing import Any
 
 from cifar_resnets.errors import UserError
 from cifar_resnets.reproduce.plan import Job
-from cifar_resnets.reproduce.results import RowResult, device_and_versions, gather, read_json
+from cifar_resnets.reproduce.results import RowResult, check_claims, device_and_versions, gather, read_json
 from cifar_resnets.reproduce.spec import TableSpec
 
 
@@ -49,9 +49,9 @@ def to_markdown(table: TableSpec, results: list[RowResult]) -> str:
         f"Metric: `{table.metric}` as {table.unit} of the final weights; ours = mean ± std over the "
         "finished seeds; difference = ours − published.",
         "",
-        f"| row | ours ({table.unit}) | published | difference | seeds | epochs | steps | wall time "
-        "| images/s | device, versions | status |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| row | ours ({table.unit}) | per seed | published | difference | seeds | epochs | steps "
+        "| wall time | images/s | device, versions | status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         published = _num(r.row.published)
@@ -60,6 +60,7 @@ def to_markdown(table: TableSpec, results: list[RowResult]) -> str:
         cells = [
             r.row.name,
             _ours(r),
+            ", ".join(f"{v:.2f}" for v in r.values) or "—",
             published,
             _num(r.difference, signed=True),
             f"{len(r.values)}/{r.seeds_total}",
@@ -71,6 +72,16 @@ def to_markdown(table: TableSpec, results: list[RowResult]) -> str:
             r.status,
         ]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    claims = check_claims(table, results)
+    if claims:
+        lines += ["", f"The paper's ordering, seed by seed ({table.unit}):", "",
+                  "| claim | means | holds in seeds | verdict |", "|---|---|---|---|"]  # fmt: skip
+        for c in claims:
+            means = f"{c.means[0]:.2f} vs {c.means[1]:.2f}" if c.means else "—"
+            held = f"{len(c.holds_in)}/{len(c.seeds)}" + (
+                f" ({', '.join(map(str, c.holds_in))})" if c.holds_in else ""
+            )
+            lines.append(f"| {c.claim} | {means} | {held} | {c.verdict} |")
     return "\n".join(line for line in lines if line is not None) + "\n"
 
 
@@ -134,7 +145,12 @@ def to_csv(table: TableSpec, results: list[RowResult]) -> str:
 def write_plots(table: TableSpec, results: list[RowResult], table_dir: Path) -> list[Path]:
     """Curves per row, the comparison bars, and confusion matrices of the best and worst rows."""
     from cifar_resnets.inference.evaluate import checkpoint_confusion_matrix
-    from cifar_resnets.reporting.plots import plot_comparison, plot_confusion_matrix, plot_training_history
+    from cifar_resnets.reporting.plots import (
+        plot_comparison,
+        plot_confusion_matrix,
+        plot_rows_training_error,
+        plot_training_history,
+    )
 
     written = []
     plots_dir = table_dir / "plots"
@@ -148,6 +164,11 @@ def write_plots(table: TableSpec, results: list[RowResult], table_dir: Path) -> 
                 )
             except FileNotFoundError as err:
                 print(f"[{table.name}] no curves for {r.row.name}: {err}", file=sys.stderr)
+    try:
+        runs = {r.row.name: r.run_dirs for r in results if r.run_dirs}
+        written.append(plot_rows_training_error(runs, plots_dir / "training_error.png", title=table.title))
+    except FileNotFoundError as err:
+        print(f"[{table.name}] no training-error figure: {err}", file=sys.stderr)
     written.append(
         plot_comparison(
             [r.row.name for r in results],
@@ -180,9 +201,27 @@ def write_plots(table: TableSpec, results: list[RowResult], table_dir: Path) -> 
     return written
 
 
-def write_runs_csv(table: TableSpec, jobs: list[Job], record: dict[str, Any], path: Path) -> None:
-    import csv
+CURVE_TAGS = ("train/loss_epoch", "train/acc", "val/loss", "val/acc")
 
+
+def write_curves_csv(results: list[RowResult], path: Path) -> None:
+    """Every finished job's epoch curves as one long CSV (row, seed, tag, step, value): the record a
+    table's figures are drawn from, small enough to keep beside the table."""
+    from cifar_resnets.reporting.runs import read_scalars
+
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["row", "seed", "tag", "step", "value"])
+        for r in results:
+            for seed, run_dir in zip(r.seeds, r.run_dirs):
+                scalars = read_scalars(run_dir)
+                for tag in CURVE_TAGS:
+                    writer.writerows(
+                        [r.row.name, seed, tag, step, f"{v:.6g}"] for step, v in scalars.get(tag, [])
+                    )
+
+
+def write_runs_csv(table: TableSpec, jobs: list[Job], record: dict[str, Any], path: Path) -> None:
     fields = ["job", "row", "seed", "status", "reason", table.metric, "epochs", "steps", "fit_seconds",
               "train_images_per_second", "dir", "device", "versions"]  # fmt: skip
     with open(path, "w", newline="") as f:
@@ -213,5 +252,6 @@ def report(table: TableSpec, table_dir: Path, seeds: int, jobs: list[Job], recor
     markdown.write_text(to_markdown(table, results))
     (table_dir / "results.csv").write_text(to_csv(table, results))
     write_runs_csv(table, jobs, record, table_dir / "runs.csv")
+    write_curves_csv(results, table_dir / "curves.csv")
     write_plots(table, results, table_dir)
     return markdown

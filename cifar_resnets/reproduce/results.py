@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cifar_resnets.reproduce.spec import RowSpec, TableSpec, job_name
+from cifar_resnets.reproduce.spec import Claim, RowSpec, TableSpec, job_name
 
 FAILED_STATUSES = ("failed", "diverged", "error")
 
@@ -56,6 +56,11 @@ class RowResult:
     run_dirs: list[Path]
     devices: list[str] = field(default_factory=list)  # the distinct devices of the finished seeds
     versions: list[str] = field(default_factory=list)  # their distinct software versions
+    seeds: list[int] = field(default_factory=list)  # the seed of each value
+
+    @property
+    def by_seed(self) -> dict[int, float]:
+        return dict(zip(self.seeds, self.values))
 
     @property
     def mean(self) -> float | None:
@@ -127,7 +132,7 @@ def gather(table: TableSpec, table_dir: Path, seeds: int | None = None) -> list[
     recorded = read_json(table_dir / "jobs.json") or {}
     results = []
     for row in table.rows:
-        values, failures, dirs = [], [], []
+        values, failures, dirs, done_seeds = [], [], [], []
         epochs, steps, wall, ips, devices, versions = [], [], [], [], [], []
         for seed in range(seeds):
             name = job_name(row.name, seed)
@@ -144,6 +149,7 @@ def gather(table: TableSpec, table_dir: Path, seeds: int | None = None) -> list[
                 devices.append(device)
                 versions.append(version)
                 dirs.append(job_dir)
+                done_seeds.append(seed)
                 continue
             record = recorded.get(name, {})
             if state == "failed" or record.get("status") == "failed":
@@ -161,6 +167,36 @@ def gather(table: TableSpec, table_dir: Path, seeds: int | None = None) -> list[
                 run_dirs=dirs,
                 devices=_distinct(devices),
                 versions=_distinct(versions),
+                seeds=done_seeds,
             )
         )
     return results
+
+
+@dataclass
+class ClaimResult:
+    claim: Claim
+    holds_in: list[int]  # the seeds both rows finished in which the claim holds
+    seeds: list[int]  # the seeds both rows finished
+    means: tuple[float, float] | None
+
+    @property
+    def verdict(self) -> str:
+        if not self.seeds:
+            return "not yet run"
+        return (
+            "holds in every seed" if len(self.holds_in) == len(self.seeds) else "does not hold in every seed"
+        )
+
+
+def check_claims(table: TableSpec, results: list[RowResult]) -> list[ClaimResult]:
+    """Each of the table's claims, seed by seed (the same seed of both rows) and on the means."""
+    rows = {r.row.name: r for r in results}
+    checked = []
+    for claim in table.claims:
+        left, right = rows[claim.left].by_seed, rows[claim.right].by_seed
+        seeds = sorted(left.keys() & right.keys())
+        holds_in = [s for s in seeds if claim.holds(left[s], right[s])]
+        means = (rows[claim.left].mean, rows[claim.right].mean)
+        checked.append(ClaimResult(claim, holds_in, seeds, means if None not in means else None))
+    return checked

@@ -36,12 +36,6 @@ class ReproduceError(UserError, ValueError):
     """Bad command-line input to cifar-reproduce."""
 
 
-# ----------------------------------------------------------------------------- configs
-
-
-# ----------------------------------------------------------------------------- planning
-
-
 # ----------------------------------------------------------------------------- running
 
 _ERROR_LINE = re.compile(r"^(?:[\w.]+(?:Error|Exception|Interrupt)|cifar-train: error)\b.*")
@@ -107,13 +101,14 @@ def job_overrides(
 
 
 def run_group_subprocess(
-    jobs: list[Job], overrides: list[str], runs_dir: Path, log_file: Path
+    jobs: list[Job], overrides: list[str], runs_dir: Path, log_file: Path, threads: int | None
 ) -> tuple[int, str]:
     """One ``cifar-train -m`` over the seeds of one row; its output goes to ``log_file``.
 
     Each sweep has a folder of its own (``sweeps/<row>_<action>``: its ``multirun.yaml``, sweep lock and
     launcher files), so ``--parallel`` rows are not taken for a second sweep into a busy folder; its jobs
-    still go to ``runs/<row>_seed<k>``.
+    still go to ``runs/<row>_seed<k>``. ``threads``: the job's share of the cores (``OMP_NUM_THREADS``),
+    or None to leave its pool as the job sizes it.
     """
     seeds = ",".join(str(j.seed) for j in jobs)
     sweep_dir = runs_dir.parent / "sweeps" / f"{jobs[0].row.name}_{jobs[0].action}"
@@ -130,7 +125,7 @@ def run_group_subprocess(
     ]
     if jobs[0].action == "resume":
         command.append("ckpt_path=${hydra:runtime.output_dir}/checkpoints/last.ckpt")
-    env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1", **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "w") as log:
         log.write("$ " + " ".join(command) + "\n")
@@ -173,6 +168,11 @@ def run_jobs(table: TableSpec, jobs: list[Job], table_dir: Path, args: argparse.
         groups.setdefault((job.row.name, job.action), []).append(job)
     runs_dir = table_dir / "runs"
     lock = threading.Lock()
+    threads = None  # --parallel rows share the cores, unless the user sized the pools (OMP_NUM_THREADS)
+    if args.parallel > 1 and not os.environ.get("OMP_NUM_THREADS"):
+        from cifar_resnets.hardware import usable_cores
+
+        threads = max(1, usable_cores() // args.parallel)
 
     def run_group(group: list[Job]) -> None:
         row = group[0].row
@@ -190,7 +190,7 @@ def run_jobs(table: TableSpec, jobs: list[Job], table_dir: Path, args: argparse.
                     outputs[job.name] = run_job_in_process(job, overrides)
             else:
                 result = run_group_subprocess(
-                    group, overrides, runs_dir, table_dir / "logs" / f"{row.name}.log"
+                    group, overrides, runs_dir, table_dir / "logs" / f"{row.name}.log", threads
                 )
                 outputs = {j.name: result for j in group}
         seconds = (time.perf_counter() - start) / len(group)
@@ -216,9 +216,6 @@ def run_jobs(table: TableSpec, jobs: list[Job], table_dir: Path, args: argparse.
     else:
         progress.line("nothing to run: every job has its metrics.json")
     return record
-
-
-# ----------------------------------------------------------------------------- reporting
 
 
 # ----------------------------------------------------------------------------- CLI

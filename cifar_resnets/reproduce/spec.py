@@ -8,7 +8,8 @@ folder name (``job_name``), so a rerun finds its earlier work.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,30 @@ class RowSpec:
     images_per_epoch: int | None = None  # training images per epoch where the config cannot tell
 
 
+_COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A finding of the paper the table checks in each seed, e.g. ``plain56 < plain20``: the rows'
+    values as the table shows them (accuracy or error, in percent)."""
+
+    left: str
+    comparison: str
+    right: str
+
+    def holds(self, left: float, right: float) -> bool:
+        return _COMPARISONS[self.comparison](left, right)
+
+    def __str__(self) -> str:
+        return f"{self.left} {self.comparison} {self.right}"
+
+
 @dataclass(frozen=True)
 class TableSpec:
     name: str
@@ -47,6 +72,7 @@ class TableSpec:
     common: tuple[str, ...] = ()
     smoke: tuple[str, ...] = ()
     cost_note: str = ""
+    claims: tuple[Claim, ...] = ()
     path: Path = field(default=Path("."), compare=False)
 
     def row(self, name: str) -> RowSpec:
@@ -85,6 +111,19 @@ def _strings(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise TableError(f"{where} must be a list of override strings like 'model=resnet20'")
     return tuple(value)
+
+
+def _claims(value: Any, rows: list[str], where: str) -> tuple[Claim, ...]:
+    claims = []
+    for text in _strings(value, f"{where}: claims"):
+        parts = text.split()
+        if len(parts) != 3 or parts[1] not in _COMPARISONS or not {parts[0], parts[2]} <= set(rows):
+            raise TableError(
+                f"{where}: claim {text!r} must read 'ROW OP ROW' with OP one of {' '.join(_COMPARISONS)} "
+                f"and rows among {', '.join(rows)}"
+            )
+        claims.append(Claim(*parts))
+    return tuple(claims)
 
 
 def load_table(name: str, directory: Path | None = None) -> TableSpec:
@@ -143,6 +182,7 @@ def load_table(name: str, directory: Path | None = None) -> TableSpec:
         common=_strings(data.get("common"), f"{where}: common"),
         smoke=_strings(data.get("smoke"), f"{where}: smoke"),
         cost_note=str(data.get("cost_note", "")),
+        claims=_claims(data.get("claims"), names, where),
         path=path,
     )
 
@@ -154,15 +194,6 @@ def name_of(path: Path) -> str:
 def job_name(row: str, seed: int) -> str:
     """The job's folder under ``runs/``: deterministic, so a rerun finds its earlier work."""
     return f"{row}_seed{seed}"
-
-
-# ----------------------------------------------------------------------------- job state
-
-
-# ----------------------------------------------------------------------------- gathering
-
-
-# ----------------------------------------------------------------------------- formatting
 
 
 def load_table_arg(arg: str) -> TableSpec:
