@@ -15,9 +15,8 @@ a prediction by (image digest, checkpoint version, test-time augmentation); a ro
 them as one HTML block (no chart to build and validate). A click that changes nothing computes
 nothing; missing predictions are computed one checkpoint at a time in batches, under a progress bar
 that counts them. The caption above the results
-says how many predictions this rerun computed and how many came from the cache, and
-``forward_calls`` counts every net forward of the process. The page is a fragment: a click inside it
-reruns it alone, not the other pages.
+says how many predictions this rerun computed and how many came from the cache. The page is a
+fragment: a click inside it reruns it alone, not the other pages.
 """
 
 from __future__ import annotations
@@ -83,8 +82,6 @@ STYLE = """<style>
 .cr-truth .cr-fill { background: #54a24b; }
 .cr-p { text-align: right; font-variant-numeric: tabular-nums; }
 </style>"""
-
-forward_calls = 0  # net forward passes of this process: the test of the caching reads it
 
 
 class _RunTally(threading.local):
@@ -195,7 +192,6 @@ def _missing(
 
 def compute_missing(items: list[tuple[Item, Decoded]], picked: list[Picked], tta: str) -> None:
     """Every prediction not kept yet, one checkpoint at a time in batches, under a counting progress bar."""
-    global forward_calls
     todo = _missing(items, picked, tta)
     total = sum(len(rows) for _, rows in todo)
     if not total:
@@ -221,7 +217,6 @@ def compute_missing(items: list[tuple[Item, Decoded]], picked: list[Picked], tta
             probs = views_probs(p.model, views, tta=tta, device="cpu").numpy()
             for i, view, prob in zip(chunk, views, probs):
                 kept.put((items[i][0].digest, p.version, tta), (prob, view.permute(1, 2, 0).numpy()))
-            forward_calls += len(chunk)
             _tally.computed += len(chunk)
             done += len(chunk)
     bar.empty()

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
@@ -80,8 +79,3 @@ class Preprocess:
         """uint8 views [N, 3, S, S] (or a list of [3, S, S]) -> float32 normalised batch [N, 3, S, S]."""
         stacked = views if isinstance(views, torch.Tensor) else torch.stack(list(views))
         return normalize(stacked if stacked.ndim == 4 else stacked.unsqueeze(0), self.mean, self.std)
-
-
-def view_to_pil(view: torch.Tensor) -> Image.Image:
-    """uint8 [3, H, W] tensor -> Pillow image, for display."""
-    return Image.fromarray(np.ascontiguousarray(view.permute(1, 2, 0).cpu().numpy()))
