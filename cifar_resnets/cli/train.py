@@ -18,15 +18,11 @@ within a second, before torch and Lightning are loaded for the run itself
 from __future__ import annotations
 
 import hashlib
-import os
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from cifar_resnets.cli.common import route_lightning_logs, user_errors
-from cifar_resnets.config.compose import hydra_errors_in_one_line
+from cifar_resnets.cli.common import hydra_command, hydra_job
 from cifar_resnets.config.resources import CONF_SEARCH_PATH
 
 PROG = "cifar-train"
@@ -43,50 +39,20 @@ def short_name(text: str, limit: int = 120) -> str:
 OmegaConf.register_new_resolver("cifar_short_name", short_name, replace=True)
 
 
-# Hydra prints its own errors (an unknown config option, an override it cannot parse) over several
-# lines and exits with 1 (``hydra._internal.utils.run_and_report``); with HYDRA_FULL_ERROR=1 it raises
-# them instead, and ``main`` prints them in one line. ``main`` sets the variable only until the run
-# starts, so that what happens from then on is reported as Hydra documents it (a sweep's failed jobs
-# at its end); True while it is set by ``main`` rather than by the user.
-_hydra_full_error_set_by_main = False
-
-
-def _hydra_reports_from_here_on() -> None:
-    global _hydra_full_error_set_by_main
-    if _hydra_full_error_set_by_main:
-        os.environ.pop("HYDRA_FULL_ERROR", None)
-        _hydra_full_error_set_by_main = False
-
-
 @hydra.main(version_base="1.3", config_path=CONF_SEARCH_PATH, config_name="train")
 def hydra_app(cfg: DictConfig) -> float | None:
     """The run itself, once Hydra has composed and checked the config; returns test accuracy so
     sweepers can optimise it."""
-    _hydra_reports_from_here_on()
-    from cifar_resnets.training.train import train
+    with hydra_job(PROG):
+        from cifar_resnets.training.train import train
 
-    route_lightning_logs()
-    # In a sweep, Hydra records a failure and goes on with the other jobs.
-    reraise = os.environ.get("HYDRA_FULL_ERROR") == "1" or HydraConfig.get().mode == RunMode.MULTIRUN
-    if reraise:
-        return train(cfg).get("test/acc")
-    with user_errors(PROG):
         return train(cfg).get("test/acc")
 
 
 def main() -> None:
     """``cifar-train``: Hydra's command line, with its errors about the overrides in one line (exit 2)."""
-    global _hydra_full_error_set_by_main
-    if os.environ.get("HYDRA_FULL_ERROR") == "1":  # the user asked for every error with its traceback
+    with hydra_command(PROG):
         hydra_app()
-        return
-    os.environ["HYDRA_FULL_ERROR"] = "1"
-    _hydra_full_error_set_by_main = True
-    try:
-        with user_errors(PROG), hydra_errors_in_one_line():
-            hydra_app()
-    finally:
-        _hydra_reports_from_here_on()
 
 
 if __name__ == "__main__":

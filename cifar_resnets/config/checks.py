@@ -528,16 +528,14 @@ def check_data_files(cfg: DictConfig) -> None:
 
 
 class CheckConfigCallback(Callback):
-    """Runs ``check_config`` before Hydra creates any folder (single runs and sweeps alike)."""
-
-    # The command whose refusals these are; Hydra builds the callback from the config, so a command
-    # that shares cifar-train's config (cifar-search) names itself here before Hydra starts.
-    prog = "cifar-train"
+    """Runs ``check_config`` before Hydra creates any folder (single runs and sweeps alike); a refusal
+    names the command, as the config names it (``hydra.help.app_name``: cifar-search sets its own)."""
 
     def _check(
         self, config: DictConfig, output_key: str = "hydra.run.dir", swept: tuple[str, ...] = ()
     ) -> None:
         HydraConfig.instance().set_config(config)
+        prog = OmegaConf.select(config, "hydra.help.app_name") or "cifar-train"
         try:
             check_config(config)
         except ConfigError as err:
@@ -545,14 +543,14 @@ class CheckConfigCallback(Callback):
             # or a key of a swept group) is left to each job's own check (which records it in the job's
             # folder).
             if not any(f"{key}=" in str(err) or str(err).startswith(f"{key}.") for key in swept):
-                print(f"{self.prog}: error: {err}", file=sys.stderr)
+                print(f"{prog}: error: {err}", file=sys.stderr)
                 sys.exit(2)
         try:
             _check_output(config, output_key)
             if not {"data", "data.root", "data.name", "data.download", "paths.data_dir"} & set(swept):
                 check_data_files(config)
         except ConfigError as err:
-            print(f"{self.prog}: error: {err}", file=sys.stderr)
+            print(f"{prog}: error: {err}", file=sys.stderr)
             sys.exit(2)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
