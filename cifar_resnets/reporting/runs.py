@@ -57,10 +57,6 @@ class Run:
         return float(value) if isinstance(value, (int, float)) else None
 
     @property
-    def finished(self) -> bool:
-        return bool(self.metrics)
-
-    @property
     def status(self) -> str:
         """The status ``metrics.json`` records (completed, failed, diverged, interrupted), as written."""
         if not self.metrics:
