@@ -1,13 +1,7 @@
 """He et al. 2016 CIFAR ResNets (6n+2 layers) and their plain counterparts.
 
-The net is a 3x3 stem (conv + BN + ReLU), three stages of n basic blocks at 16/32/64 channels
-(stride 2 at the start of stages 2 and 3), global average pooling and a linear classifier.
-``residual=False`` removes every shortcut, giving the "plain" nets of the paper's degradation study.
-The forward has no data-dependent Python control flow (all branches are fixed at construction), so it
-runs under ``torch.compile`` and CUDA graphs.
-Transfer learning works as for the torchvision nets (``cifar_resnets.models.transfer``): ``weights_path``
-loads the backbone of a state dict or a checkpoint of this suite, ``freeze="backbone"`` trains the head only.
-``weights`` starts from a published net (``pretrained:akamaster/resnet20``, see ``models.pretrained``).
+``residual=False`` removes every shortcut, giving the "plain" nets of the paper's degradation study. The
+forward has no data-dependent control flow, so it runs under ``torch.compile`` and CUDA graphs.
 """
 
 from __future__ import annotations
