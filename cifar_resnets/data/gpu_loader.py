@@ -2,7 +2,7 @@
 
 Small CIFAR nets are launch-bound, so the split lives on the device as one uint8 tensor and crop + flip
 cost one gather (the reflect padding folded into its indices) plus the normalisation: no workers, no
-per-sample Python. Randomness is drawn per epoch from generators seeded with (seed, epoch, rank), so a
+per-sample Python. Every draw comes from a generator seeded with (seed, epoch[, rank[, batch]]), so a
 run resumed at batch b gets exactly the batches of the uninterrupted run without replaying 0..b-1, each
 DDP rank takes its own shard, scalars come from numpy (no device sync), and the global RNGs are untouched.
 """
