@@ -1,11 +1,10 @@
 """Checkpoints that let a stopped run continue where it stopped: on SIGTERM, and inside long epochs.
 
-``SigtermCheckpoint`` saves ``last.ckpt`` when a scheduler sends SIGTERM. With submitit, Lightning's
-auto-requeue is switched off, since both requeue on different signals and a job could be requeued twice
-or by neither (https://github.com/Lightning-AI/pytorch-lightning/issues/14610); sweeps use a fixed
-``hydra.sweep.dir`` so the requeued job finds its folder
-(https://github.com/Lightning-AI/pytorch-lightning/issues/13773). ``MidEpochCheckpoint`` bounds the
-steps a killed run loses.
+``SigtermCheckpoint`` saves ``last.ckpt`` when a scheduler sends SIGTERM; ``MidEpochCheckpoint`` every N
+steps. With submitit, Lightning's auto-requeue is off: both requeue, on different signals, so a job
+could be requeued twice or by neither (https://github.com/Lightning-AI/pytorch-lightning/issues/14610);
+sweeps use a fixed ``hydra.sweep.dir`` so a requeued job finds its folder
+(https://github.com/Lightning-AI/pytorch-lightning/issues/13773).
 """
 
 from __future__ import annotations
