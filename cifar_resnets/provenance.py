@@ -1,11 +1,8 @@
 """What produced a result: versions, device, code commit, command line and times, in one record.
 
-A number that differs from a published one is explained first by what ran it (the anchor projects'
-users were told "use PyTorch 1.2"). Training writes this record into ``metrics.json`` and its loggers'
-hyper-parameters, ``cifar-export`` into the bundle's card, ``cifar-reproduce`` per row of its report.
-It imports no Lightning (versions come from ``importlib.metadata``), so the export side can use it.
-The commit is that of the checkout the package was imported from; null when the package is installed
-from a wheel or git is absent, never an error.
+A number that differs from a published one is explained first by what ran it. metrics.json, the export
+card and cifar-reproduce's report carry it. No Lightning import, so the export side can use it; the
+commit is null (never an error) when installed from a wheel or git is absent.
 """
 
 from __future__ import annotations

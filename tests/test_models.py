@@ -264,7 +264,7 @@ def test_cbam_preserves_shape_and_gates_in_unit_interval():
     assert torch.all(y >= 0) and torch.all(y <= x)  # both gates are sigmoids in (0, 1)
 
 
-def test_attention_resnet_matches_seed_tree_and_size():
+def test_attention_resnet_has_the_recipes_module_tree_and_size():
     net = AttentionResNet(num_classes=10)
     assert abs(n_params(net) - 4_913_705) / 4_913_705 < 0.02
     assert n_params(net) == 4_903_785  # the count documented in the class docstring

@@ -1,12 +1,8 @@
 """The app's Altair charts: training curves with one colour per run.
 
-Vega-Lite picks colours per chart from the values present in it, so a run would change colour when
-another chart lacks one of the runs; here every run gets its colour from its place among all the runs
-found, and each chart is given that mapping explicitly. Steps are integers (no 3.5 ticks), and a
-curve with a single value gets a padded axis, since a zero-width domain is drawn with ticks such as
-0.000000.
-
-Charts stretch to their container, with the legend below the plot, so a phone keeps the plot's width.
+Vega-Lite picks colours per chart from the values present, so a run would change colour between charts;
+here each run's colour comes from its place among all runs and is passed to every chart. Steps are
+integers, and a single-value curve gets a padded axis (a zero-width domain draws ticks like 0.000000).
 """
 
 from __future__ import annotations

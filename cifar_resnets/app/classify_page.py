@@ -1,22 +1,9 @@
-"""The Classify page: a compact comparison of the picked checkpoints on uploads or sampled test images.
+"""The Classify page: the picked checkpoints side by side on uploads or sampled test images.
 
-One row per image: the photo and what the net sees, then each checkpoint's top-5 and the ensemble's
-(mean of the probabilities, when the checkpoints share their classes), as many side by side as the
-width allows, all five labels written out. Above the rows, a summary table (image x model -> top-1
-and confidence) that can be downloaded as CSV.
-
-Whether an upload is an image is decided by its content, by the one decoder of ``data.images``: the
-uploader takes any file, so a refused one is named with its reason instead of vanishing in the
-browser's file filter, and a GIF renamed ``.png`` is read as the GIF it is. An image far from the size
-a net was trained on (``Preprocess.size_warning``) is still classified, under a warning.
-
-Each widget change reruns the page, so everything is kept: a decoded upload by its content's digest,
-a prediction by (image digest, checkpoint version, test-time augmentation); a row is drawn from
-them as one HTML block (no chart to build and validate). A click that changes nothing computes
-nothing; missing predictions are computed one checkpoint at a time in batches, under a progress bar
-that counts them. The caption above the results
-says how many predictions this rerun computed and how many came from the cache. The page is a
-fragment: a click inside it reruns it alone, not the other pages.
+Uploads are judged by content through ``data.images`` (the uploader takes any file), so a refused one is
+named with its reason instead of vanishing in the browser's file filter. Each widget change reruns the
+page, so decoded uploads and predictions are cached by image digest and checkpoint version: a click
+that changes nothing computes nothing. The page is a fragment, so a click reruns it alone.
 """
 
 from __future__ import annotations

@@ -1,17 +1,8 @@
-"""The Models page: what can be picked, which of it loads, and the picker.
+"""The Models page: which checkpoints and named models load, and the picker.
 
-An entry of the picker is a ``Choice``: a unique, readable name (what the picker, the table, the result
-cards and the summary call it) and what ``inference.checkpoint.load_model`` reads, a checkpoint path or
-a named model, so named models can be listed beside the checkpoints found under the outputs folder.
-
-Every checkpoint found is judged once per file version (path, modification time and size: one
-rewritten by a running job is judged again). The ones that load are offered; two files of one run with
-the same weights (``last.ckpt`` and the final epoch's file) are one entry; the others are listed
-apart, each with the ``CheckpointError`` line that cifar-eval and cifar-predict print, word for word.
-
-The selection is kept by name, apart from the widget: a folder mistyped and fixed, a file gone for a
-moment or a new run appearing does not lose it, and when none of it is there the newest checkpoint
-that loads is picked, so the Classify page works on first sight.
+Each checkpoint is judged once per file version (path, mtime, size), and one that does not load is
+listed with the same ``CheckpointError`` line cifar-eval prints. The selection is kept by name, apart
+from the widget, so a mistyped folder or a file gone for a moment does not lose it.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """The Runs page: runs and sweeps with their metrics, and training curves from the logged scalars.
 
-Only folders that say what they trained (config.yaml or metrics.json) count as runs; a folder holding
-nothing but checkpoints is named apart. A run's status is shown as its metrics.json records it
-(completed, failed, diverged, interrupted). A run keeps one colour in every chart and when new runs
-appear (``charts.run_colours``, by its place among all runs, oldest first). The runs preselected for
-plotting are the newest that logged curves. The page is a fragment: a click in it reruns it alone, and
-each chart's spec is built once per (curves, runs) and kept.
+Only folders that say what they trained (config.yaml or metrics.json) count as runs. A run keeps one
+colour in every chart (``charts.run_colours``); the page is a fragment and each chart spec is cached.
 """
 
 from __future__ import annotations

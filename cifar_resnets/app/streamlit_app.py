@@ -1,17 +1,8 @@
 """Streamlit app: classify images with trained checkpoints, compare and ensemble them, browse runs.
 
-Start it with ``cifar-app --outputs outputs`` (or ``streamlit run cifar_resnets/app/streamlit_app.py --
---outputs outputs``); docs/app.md describes each page. Three pages (tabs):
-
-- **Models** (``models_page``): the checkpoints found under the outputs folder that load, the newest
-  preselected, and apart from them the ones that do not, each with its reason.
-- **Classify** (``classify_page``): uploads or sampled test images through each picked checkpoint,
-  side by side, plus the ensemble (mean of the probabilities) when they share their classes.
-- **Runs** (``runs_page``): runs and sweeps with their metrics, and training curves.
-
-Streamlit sends each element to the browser as the script reaches it, so this script draws the
-sidebar and the tabs before it imports anything heavy: the pages come in as modules after that, and
-torch only when a checkpoint is read (importing it takes seconds, the first screen needs none of it).
+Start it with ``cifar-app --outputs outputs``; docs/app.md describes the pages. Streamlit sends each
+element as the script reaches it, so the sidebar and tabs are drawn before anything heavy is imported,
+and torch only when a checkpoint is read (importing it takes seconds).
 """
 
 from __future__ import annotations

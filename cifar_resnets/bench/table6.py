@@ -1,21 +1,9 @@
 """He et al. 2016 Table 6 wall time, estimated from measured training images/s at batch 128.
 
-Table 6 is nine runs (ResNet-20/32/44/56/110 and plain-20/32/44/56) of 64k iterations at batch 128.
-Measuring all nine would take as long as running them, so the measured depths cost the others.
-
-The cost model: a CIFAR net of depth d runs the same stem, three stages and head at every depth, with
-more blocks per stage, so its time per image is ``a + b d`` with ``a >= 0`` (work that does not grow
-with depth: loader, optimizer launch, stem and head) and ``b >= 0``. Whatever ``a`` and ``b`` are, a
-deeper net costs at least as much per image as a shallower one, and at most ``d / d0`` times as much
-as the net of depth ``d0``. The estimate never falls with depth and never undercuts a measurement:
-
-- at and between measured depths: the running maximum of the measured values (a deeper net measured
-  faster than a shallower one, which is noise, is costed as the shallower one), linearly interpolated;
-- below the shallowest measured depth: that depth's value (the lower bound);
-- above the deepest: that depth's value times ``d / d_max`` (the upper bound).
-
-A least-squares line through noisy timings instead can fall with depth and extrapolate Table 6 to
-a negative time.
+A depth-d CIFAR net costs ``a + b d`` per image with ``a, b >= 0``, so a deeper net costs at least as
+much as a shallower one and at most ``d / d0`` times as much. The estimate keeps to those bounds (running
+maximum between measured depths, flat below, scaled above), so it never falls with depth: a
+least-squares line through noisy timings can, and can even extrapolate Table 6 to a negative time.
 """
 
 from __future__ import annotations

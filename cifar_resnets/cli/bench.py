@@ -1,14 +1,7 @@
 """``cifar-bench``: cifar-train's training images/s on this device, against a plain PyTorch loop.
 
-Examples::
-
-    cifar-bench --data-root data                                   # ResNet-20 at batch 128
-    cifar-bench --model resnet20 resnet56 --batch-size 128 512 --data-root data --json bench.json
-    cifar-bench --model resnet56 --paths cifar-train --override trainer.benchmark=true --data-root data
-
-The two paths are described in ``cifar_resnets/bench/__init__.py``. Results are printed as a Markdown
-table and, with ``--json``, written after every measurement, so an interrupted run keeps what it
-measured.
+The paths are described in ``cifar_resnets.bench``. With ``--json`` results are written after every
+measurement, so an interrupted run keeps what it measured.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="cifar-predict",
         description="Predict labels into a CSV (id,label[,prob_<class>...]) with one of the methods "
-        f"{', '.join(METHODS)}; see cifar_resnets.inference.methods for their exact rules.",
+        f"{', '.join(METHODS)}; docs/predict.md gives their exact rules.",
     )
     parser.add_argument(
         "--ckpt",

@@ -1,15 +1,6 @@
 """``cifar-reproduce``: rerun a published results table and write it beside the published numbers.
 
-Examples::
-
-    cifar-reproduce --list                                  # tables, row counts, rough GPU cost
-    cifar-reproduce he2016_table6                           # every row, 1 seed, one job after another
-    cifar-reproduce plain_vs_residual --seeds 3 hydra/launcher=joblib hydra.launcher.n_jobs=3
-    cifar-reproduce attention_resnet --smoke                # tiny CPU run of the whole pipeline
-    cifar-reproduce my_table.yaml                           # a table file of one's own
-
-Writes ``<out>/<table>.md``, ``results.csv`` (one line per row), ``runs.csv`` (one per job),
-``jobs.json`` (state and failure reason per job) and PNG plots (``cifar_resnets.reproduce.report``).
+``cifar-reproduce --list`` names the tables; the outputs are described in ``cifar_resnets.reproduce.report``.
 """
 
 from __future__ import annotations

@@ -1,19 +1,8 @@
 """``cifar-search``: an Optuna hyper-parameter search whose trials are cifar-train runs.
 
-Examples::
-
-    cifar-search hparams_search=resnet20_cifar10
-    cifar-search hparams_search=resnet20_cifar10 search.n_trials=50 trainer.max_epochs=60
-    cifar-search hparams_search=resnet20_cifar10 search.storage=postgresql://host/db   # workers on many hosts
-
-It composes the same config as ``cifar-train`` (``conf/train.yaml``) plus a search space
-(``conf/hparams_search/``), and takes the same overrides. Run the same command again to resume a
-stopped search, or in several shells to share it. What it writes: ``cifar_resnets.search.report``;
-how trials run: ``cifar_resnets.search.study``; details: docs/search.md.
-
-Like ``cifar-train``, an impossible config ends in one line, ``cifar-search: error: ...``, exit status 2,
-before any study or trial; this module imports only Hydra at load time, and Optuna, torch and Lightning
-only once the search starts.
+It composes the same config as ``cifar-train`` plus a space from ``conf/hparams_search/`` (docs/search.md).
+Like cifar-train it imports only Hydra at load time, so an impossible config ends in one line within a
+second; Optuna, torch and Lightning load once the search starts.
 """
 
 from __future__ import annotations

@@ -1,18 +1,8 @@
 """``cifar-train``: train one model (or, with ``-m``, sweep many) from the Hydra config in ``conf/``.
 
-Examples::
-
-    cifar-train                                   # ResNet-20 on CIFAR-10, He et al.'s recipe
-    cifar-train model=resnet56 optim=adam trainer.max_epochs=30
-    cifar-train -m model=resnet20,resnet56 optim=sgd,adam
-    cifar-train ckpt_path=auto hydra.run.dir=outputs/runs/...   # continue a stopped run
-
-An impossible config ends in one line, ``cifar-train: error: ...``, with exit status 2, before any
-data is read or folder created: Hydra's own errors (an unknown option or key, an override it cannot
-parse) through ``main``, every value the run reads through the config checks (a Hydra callback,
-``cifar_resnets.config.checks``). This module imports only Hydra at load time, so that answer comes
-within a second, before torch and Lightning are loaded for the run itself
-(``cifar_resnets.training.train``).
+An impossible config ends in one line, ``cifar-train: error: ...``, exit status 2, before any data is
+read or folder created (Hydra's errors here, every value through ``cifar_resnets.config.checks``). This
+module imports only Hydra at load time so that answer comes within a second, before torch loads.
 """
 
 from __future__ import annotations

@@ -1,13 +1,9 @@
 """Refuse impossible configs in the first second, before any data is read, seed set or folder created.
 
-``check_config`` raises ``ConfigError`` with one line that names the key and says what fits. It first
-checks every value that has a rule in ``RULES`` (its type and range: ``inf`` is no learning rate,
-``true`` no batch size), then the settings that only fail together (milestones beyond the run, more
-training images than the files hold). ``CheckConfigCallback`` runs it as a Hydra callback at
-``on_run_start``, i.e. before Hydra creates the run folder, so a typo leaves nothing behind on disk.
-Nothing here imports torch at load time: it takes seconds and would delay the answer. Only the last
-checks, once every cheap one passed, import Lightning and the libraries a ``_target_`` names (the
-Trainer's flags as Lightning's own registries judge them, each target's arguments).
+Every key has a rule in ``RULES`` (``inf`` is no learning rate), then the settings that only fail together
+are checked. ``CheckConfigCallback`` runs at Hydra's ``on_run_start``, before the run folder exists, so a
+typo leaves nothing on disk. torch is not imported at load time (it takes seconds); only the last checks,
+once every cheap one passed, import Lightning and the libraries a ``_target_`` names.
 """
 
 from __future__ import annotations

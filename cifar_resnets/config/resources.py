@@ -1,12 +1,8 @@
 """Where the suite's own configs are: the packages ``cifar_resnets.conf`` and ``cifar_resnets.experiments``.
 
-The repository keeps them at its top level (``conf/``, ``experiments/``); pyproject's ``package-dir``
-installs them as these two packages, so a wheel carries them and an editable install reads the
-checkout's files. They are found through the import system (``importlib.resources``, Hydra's
-``pkg://``), never relative to this file, so every command runs from any folder.
-
-Configs of one's own are added on top: ``cifar-train --config-dir DIR`` (or
-``hydra.searchpath=[file://DIR]``) and a table file passed by path to ``cifar-reproduce``.
+pyproject's ``package-dir`` installs the top-level ``conf/`` and ``experiments/`` as these packages, so a
+wheel carries them; they are found through the import system, never relative to this file, so every
+command runs from any folder.
 """
 
 from __future__ import annotations

@@ -1,16 +1,8 @@
 """CIFARDataModule: CIFAR-10/100 with a fixed validation split and two loader paths.
 
-`loader="gpu"` keeps each split on the trainer's device and augments batches there (`gpu_loader.py`,
-the fast path; it runs on CPU tensors as well). `loader="cpu"` is a torch DataLoader over the same uint8
-arrays with per-sample torchvision.transforms.v2. `loader="auto"` picks the batched loader on every device:
-on a CPU too it is the faster of the two, and its position in an epoch is saved in checkpoints, so a run
-killed mid-epoch resumes to the same weights (docs/speed.md, docs/reliability.md). Both paths implement
-every `augment` key; rotation/colour jitter/perspective on the batched path share parameters within
-small image groups (see `gpu_loader.DEFAULT_AUG_GROUP`).
-
-`classes` keeps a subset of the classes, relabelled 0..k-1 in the given order (transfer experiments:
-pretrain on classes 0-4, fine-tune on 5-9), and `image_size` resizes the 32x32 images for nets built for
-larger inputs (ImageNet-pretrained ResNets), after crop/flip, on whichever device the loader runs.
+``loader="auto"`` picks the batched ``gpu_loader`` on every device: on a CPU too it is the faster, and its
+position in an epoch is saved in checkpoints, so a run killed mid-epoch resumes to the same weights
+(docs/speed.md, docs/reliability.md). ``loader="cpu"`` is a torch DataLoader with per-sample v2 transforms.
 """
 
 from __future__ import annotations

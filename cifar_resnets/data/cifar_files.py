@@ -1,14 +1,8 @@
 """Read and validate the standard CIFAR-10/100 pickle files, and split them as a run config says.
 
-The official `cifar-10-batches-py` and `cifar-100-python` folders hold Python pickles. Unpickling runs
-whatever the file names, so every file goes through `SafeUnpickler`, which allows only what numpy array
-reconstruction needs and refuses anything else before it can run. Everything read is validated (keys,
-dtype, shape, label count and range) so that a damaged or foreign file ends in one `CIFARFileError` that
-names the file and says how to fix it, instead of a crash deep inside training.
-
-`cifar_splits` is the train/validation/test split of a run (class subset, `val_size`, `split_seed`,
-`num_train`): the datamodule trains on it and cifar-eval rebuilds a checkpoint's split with it, without
-Lightning.
+Unpickling runs whatever the file names, so every file goes through ``SafeUnpickler`` (numpy arrays only),
+and what is read is validated so a damaged or foreign file ends in one ``CIFARFileError``, not a crash
+deep inside training. ``cifar_splits`` lets cifar-eval rebuild a checkpoint's split without Lightning.
 """
 
 from __future__ import annotations

@@ -1,23 +1,10 @@
 """GPU-resident batch iterator with batched on-device augmentation (works on CPU tensors too).
 
-The whole split lives on the device as one uint8 tensor; each batch is an index slice of a per-epoch
-permutation, then reflect-pad random crop + horizontal flip, optional photometric v2 transforms,
-optional bilinear resize (e.g. 32 -> 224 for ImageNet-pretrained nets), normalization, channels_last,
-and optional mixup/cutmix soft targets, all as batched tensor ops on the device. No workers and no
-per-sample Python. Small CIFAR nets are launch-bound, so the plain CIFAR recipe (crop + flip) costs
-three kernels per batch: one gather that reads the cropped, flipped pixels straight out of the uint8
-split (the reflect padding is folded into the gather's indices, drawn for the whole epoch at its
-start), and the normalisation's subtract and multiply.
-
-Randomness, chosen for exact resume and DDP:
-- the epoch permutation comes from a `torch.Generator` on the device seeded with (seed, epoch): the same
-  on every rank, each rank takes its own disjoint, equal-length shard of it;
-- the crop offsets and flips of the epoch come from a device generator seeded with (seed, epoch, rank),
-  drawn at once for every position of the rank's shard, so a run resumed at batch b gets exactly the
-  batches the uninterrupted run got, without replaying batches 0..b-1;
-- photometric transforms and the mixup/cutmix choice and lambda (scalars) draw per batch from
-  generators seeded with (seed, epoch, rank, b); the scalars come from numpy, so no device->host sync.
-Nothing touches the global RNGs.
+Small CIFAR nets are launch-bound, so the split lives on the device as one uint8 tensor and crop + flip
+cost one gather (the reflect padding folded into its indices) plus the normalisation: no workers, no
+per-sample Python. Every draw comes from a generator seeded with (seed, epoch[, rank[, batch]]), so a
+run resumed at batch b gets exactly the batches of the uninterrupted run without replaying 0..b-1, each
+DDP rank takes its own shard, scalars come from numpy (no device sync), and the global RNGs are untouched.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """The ImageNet-subset tree without Lightning: its classes, its image files and a dataset over them.
 
-Layout: ``root/train/<wnid>/*`` and ``root/val/<wnid>/*``. Files are judged by their content with the
-one decoder (``data/images.py``), whatever their names: a file that is not an accepted image is found
-by a header check when the split is scanned and left out, so an epoch never crashes halfway; a file
-whose header passes but whose pixels turn out damaged is replaced by the next readable image of the
-split (and logged once), for the same reason. ``ImageNetSubsetDataModule`` trains on these, and
-cifar-eval reads a checkpoint's test split through them without building a datamodule.
+Files are judged by content with the one decoder (``data/images.py``): a non-image is left out when the
+split is scanned and a damaged one is replaced by the next readable image, so an epoch never crashes
+halfway. cifar-eval reads a checkpoint's test split through these without building a datamodule.
 """
 
 from __future__ import annotations

@@ -1,22 +1,9 @@
 """The one image decoder: training, cifar-eval, cifar-predict and the app read every picture alike.
 
-Files are untrusted, and a file's name says nothing about what it holds. Whether it is accepted is
-decided by its content: Pillow's format plugins recognise it from its first bytes, so a GIF renamed
-``.png`` is a GIF. Accepted formats: PNG, JPEG, WebP, BMP and GIF; an animated GIF, WebP or PNG gives
-its first frame. Anything else ends in one ``ImageDecodeError`` whose ``reason`` says what the file is
-(``a TIFF image, ...``, ``not an image``, ``truncated or corrupt``, ``too large``).
-
-Every accepted picture becomes 8-bit RGB by one rule per case:
-
-- EXIF orientation is applied: a photo stored sideways with an orientation tag comes out upright.
-- Transparency of any kind (an alpha channel, a palette or a colour key with transparency) is
-  composited onto white.
-- 16-bit and 32-bit integer greyscale (``I;16``, ``I``) is read as 0..65535 and scaled to 0..255.
-- CMYK goes through Pillow's conversion; embedded ICC colour profiles are not applied anywhere.
-- Greyscale, bilevel and palette images are expanded to RGB.
-
-A picture with more pixels than Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) is
-refused before any pixel is decoded (Pillow itself only warns between one and two times the limit).
+Files are untrusted, so a picture is accepted by its content (Pillow's plugins read its first bytes), not
+its name: a GIF renamed ``.png`` is a GIF. Anything refused ends in one ``ImageDecodeError`` with a
+``reason``. Every accepted picture becomes 8-bit RGB by one rule per mode, and a picture beyond Pillow's
+decompression-bomb limit is refused before decoding (Pillow itself only warns below twice the limit).
 """
 
 from __future__ import annotations
@@ -105,7 +92,12 @@ def _corrupt(name: str, err: Exception) -> ImageDecodeError:
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Any Pillow mode -> 8-bit RGB by the rules of the module docstring (EXIF already applied)."""
+    """Any Pillow mode -> 8-bit RGB (EXIF already applied).
+
+    Transparency of any kind (alpha, a palette or colour key with transparency) is composited onto white;
+    16- and 32-bit integer greyscale (``I;16``, ``I``) is read as 0..65535; CMYK, greyscale and palette
+    images go through Pillow's conversion (embedded ICC profiles are not applied anywhere).
+    """
     if image.mode in _WIDE_INTEGER_MODES:
         values = np.asarray(image, dtype=np.float64) / 257.0  # 0..65535 onto 0..255
         return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8)).convert("RGB")

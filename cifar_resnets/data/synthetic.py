@@ -1,14 +1,8 @@
 """Write synthetic datasets in the exact official formats, for tests and demos without real data.
 
-CIFAR: the same folder names, file names, keys, dtypes and shapes as the official python pickles, so
-every reader of the real files reads these unchanged. With `easy=True` each class is a distinct colour
-with a class-specific pattern plus noise, so a tiny network learns it within one or two epochs (a quick,
-real signal that training works); `easy=False` gives pure noise images.
-
-ImageNet subset: an ImageFolder tree of images of different sizes and modes (JPEG: RGB, L, CMYK;
-PNG: RGBA, P), optionally with corrupt files, to exercise the subset datamodule.
-
-CLI: python -m cifar_resnets.data.synthetic OUT --name cifar10 --train 512 --test 256
+With ``easy=True`` each CIFAR class is a distinct colour and pattern, so a tiny net learns it in an epoch
+or two: a quick, real signal that training works. The ImageNet subset mixes sizes, modes and optionally
+corrupt files. CLI: ``python -m cifar_resnets.data.synthetic OUT --name cifar10 --train 512 --test 256``.
 """
 
 from __future__ import annotations

@@ -1,14 +1,7 @@
-"""Augmentation settings, the torchvision.transforms.v2 pipelines of the CPU DataLoader path, and the
-one evaluation geometry.
+"""Augmentation pipelines of the CPU DataLoader path, and the one evaluation geometry.
 
-`AugmentSpec` (`augment_spec.py`) is the typed form of the `augment` config group, shared by both
-loaders so that one config means the same thing on the CPU path (per-sample v2 transforms) and the
-GPU-resident path (batched ops in `gpu_loader.py`). Mixup/CutMix on the CPU path are torchvision's
-v2.MixUp/v2.CutMix applied to the collated batch.
-
-`eval_view` and `normalize` are how an image is fed to a net at evaluation: the datamodules' eval
-loaders (CPU and GPU-resident) and every inference tool (cifar-eval, cifar-predict, the app, the
-confusion matrices of cifar-reproduce) call these two functions, so one image gets one answer.
+``AugmentSpec`` is shared by both loaders so one config means the same on either path. ``eval_view`` and
+``normalize`` are called by every eval loader and inference tool, so one image gets one answer.
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
-"""Export one checkpoint: ``model.safetensors`` + ``model.json`` (the card), ``model.onnx``, optionally
-``model.torchscript.pt``.
+"""Export a checkpoint: safetensors weights + ``model.json`` card, ``model.onnx``, optionally TorchScript.
 
-ONNX goes through torch's ``torch.export``-based exporter (``dynamo=True``; the TorchScript-based one is
-deprecated since torch 2.9, https://pytorch.org/docs/stable/onnx.html) with a symbolic batch size, so one
-file serves any batch. The graph holds the net only: its input is the normalised float batch the card
-describes (mean/std, input size), as ``inference.preprocess.Preprocess.batch`` makes it, and its output
-the logits. ``onnx_probs`` runs the file with onnxruntime on the same preprocessing, so parity with the
-checkpoint is checked on real images rather than assumed.
+ONNX uses the ``torch.export``-based exporter (the TorchScript-based one is deprecated since torch 2.9,
+https://pytorch.org/docs/stable/onnx.html) with a symbolic batch size. ``onnx_probs`` runs the file on the
+same preprocessing, so parity with the checkpoint is checked on real images rather than assumed.
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """The exported bundle: a net's weights as safetensors, with a JSON card beside them.
 
-A checkpoint is a pickle that needs this suite's training config to mean anything; a bundle is what
-one hands on: ``model.safetensors`` holds only tensors (no code can run while reading it,
-https://huggingface.co/docs/safetensors), and ``model.json`` says how to rebuild the net (the model
-config ``models.build.build_net`` reads), how to feed it (input size, mean/std, dataset style) and how
-to name its outputs, plus what the run recorded (metrics, command). ``read_bundle`` turns the pair back
-into the same ``LoadedModel`` a checkpoint gives, so cifar-predict, cifar-eval and the app accept
-either. The format is written and read here only; ``cifar_resnets.export`` decides what goes in.
+A checkpoint is a pickle that needs the training config to mean anything; ``model.safetensors`` holds
+only tensors, so no code runs while reading it (https://huggingface.co/docs/safetensors), and the card
+says how to rebuild, feed and name the net. ``read_bundle`` gives the same ``LoadedModel`` as a checkpoint.
 """
 
 from __future__ import annotations

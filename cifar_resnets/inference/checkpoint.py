@@ -1,26 +1,9 @@
 """Load a checkpoint of this suite safely and rebuild the net that wrote it.
 
-``read_checkpoint`` is the one place that tells why a file is not a usable checkpoint; cifar-eval,
-cifar-predict, the app and cifar-reproduce all show its one-line message. It looks at the file's
-content, not its name, and sorts every failure into one ``CheckpointError.kind``:
-
-- ``missing``: no such file;
-- ``not_a_checkpoint``: a folder, or a file that is neither a zip archive (what ``torch.save`` writes)
-  nor a pickle (of any protocol, the header-less 0 and 1 included), e.g. text or random bytes;
-- ``truncated``: a zip archive or pickle that stops short (a save or copy cut off), or is damaged;
-- ``foreign``: a readable file written by another program: a zip or pickle that is no torch file, a
-  plain state dict, or a checkpoint without the run config cifar-train stores;
-- ``code``: a pickle that would call a function while loading (pickled code, or objects other than
-  tensors and plain values); refused, and nothing in it is run;
-- ``other_model``: the run config names a net this suite cannot build, the weights do not fit it, or
-  it is not the config the weights were trained with (its fingerprint, stored since it was written,
-  differs: an edit the shapes cannot tell, such as a ResNet's config turned into the plain net's);
-- ``edited``: a stored value the net is fed or named by (classes, image size, mean/std) of the wrong
-  type, length or range.
-
-Checkpoints are read with ``torch.load(weights_only=True)``: tensors and plain containers only. A pickle
-that is not a torch file is only scanned (``pickletools``), never loaded. The net is rebuilt from the
-run config stored in the checkpoint by ``models.build.build_net``, without Lightning or Hydra.
+``read_checkpoint`` is the one place that says why a file is not a usable checkpoint, as one
+``CheckpointError`` line whose ``kind`` every tool shows. Files are judged by content and read with
+``torch.load(weights_only=True)``; a pickle that is not a torch file is only scanned, never loaded, so
+nothing in a file runs. The net is rebuilt by ``models.build.build_net`` without Lightning or Hydra.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """The Python API's one call: top-k classes of image files or decoded images, from any loaded net.
 
-    from cifar_resnets.inference import classify, load_model
-    model = load_model("pretrained:akamaster/resnet20")   # or RUN/checkpoints/last.ckpt, or an export
-    classify(model, ["photos/cat.jpg"])                  # [[("cat", 0.71), ("dog", 0.12), ...]]
-
-Files are decoded by ``data.images.read_image`` and preprocessed by the net's ``Preprocess``, as
-cifar-predict and the app do, so an image gets the same answer here as there.
+Images go through ``data.images.read_image`` and the net's ``Preprocess`` as in cifar-predict and the
+app, so an image gets the same answer here as there.
 """
 
 from __future__ import annotations

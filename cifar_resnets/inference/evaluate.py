@@ -1,17 +1,8 @@
 """``cifar-eval``: the test-set report of one checkpoint, and the confusion matrices of cifar-reproduce.
 
-The checkpoint's split is rebuilt from the run config stored inside it, without Lightning: CIFAR
-splits by ``data.cifar_files.cifar_splits`` (the function the datamodule's ``setup`` calls, so the
-validation split is exactly the one held out in training), the ImageNet subset's ``val/`` folder by
-``data.imagenet_files``. Images are fed through the checkpoint's ``Preprocess``, the datamodules'
-evaluation transform.
-
-Accuracy and a per-class precision/recall/F1 table are written into the run folder (the folder above
-``checkpoints/``) as ``eval_<split>[_<tta>].md`` and ``.json``, with the confusion matrix as
-``eval_<split>[_<tta>]_confusion.png``, each in one step (``inference.outputs``); nothing else in the
-folder is touched, and an output folder that cannot be written is refused before any image is read. A
-published net (``pretrained:<source>/<net>``) has no run folder: its report goes to
-``outputs/pretrained/<source>-<net>`` and names the accuracy its authors published beside ours.
+The split is rebuilt from the run config inside the checkpoint with the datamodule's own function
+(``cifar_files.cifar_splits``), so the validation split is exactly the one held out in training. Reports
+go into the run folder, each file written in one step; nothing else there is touched.
 """
 
 from __future__ import annotations

@@ -1,23 +1,8 @@
 """Read what users hand to cifar-predict, without ever running code hidden in a file.
 
-Four kinds of input, picked by what the path is:
-
-- a folder: every entry is either predicted or listed as skipped with its reason. Files are decoded
-  by the one image decoder (``data.images``), which judges them by content, not by name: not an
-  image, a refused format, truncated, too large (Pillow's decompression-bomb limit). Subfolders are
-  read with ``recursive`` and listed as skipped without it; links to folders are not followed. Ids
-  are paths relative to the folder (``a.png``, ``sub/b.jpg``), sorted.
-- one image file (its content names a picture format, whatever its name): predicted alone, its id
-  the file's name.
-- a ``.npy`` file: read with ``allow_pickle=False`` (an object array or a pickle is refused); uint8
-  [N, H, W, 3] or [N, 3, H, W]. Ids are the row indices.
-- anything else: a CIFAR-format batch pickle, read by the restricted unpickler of
-  ``cifar_files.load_cifar_pickle`` (only numpy arrays and plain containers; ``b"labels"`` or
-  ``b"fine_labels"`` become the labels). Ids are the row indices.
-
-Arrays stay uint8 [N, 3, H, W] and are preprocessed batch by batch when predicted. Folder images have
-sizes of their own, so each is turned into the view of every checkpoint's ``Preprocess`` as it is read
-(one decode per file).
+A folder, an image file, a ``.npy`` array (``allow_pickle=False``) or a CIFAR pickle (the restricted
+unpickler of ``cifar_files``). Images are judged by content, and a folder entry that is not predicted is
+listed as skipped with its reason.
 """
 
 from __future__ import annotations
@@ -181,8 +166,12 @@ def read_input(
     num_classes: int | None = None,
     recursive: bool = False,
 ) -> PredictionInput:
-    """Read a folder, an image, a ``.npy`` or a CIFAR pickle (see the module docstring) into a
-    ``PredictionInput``."""
+    """Read a folder, an image, a ``.npy`` or a CIFAR pickle into a ``PredictionInput``.
+
+    Arrays (uint8 [N, H, W, 3] or [N, 3, H, W]) stay uint8 [N, 3, H, W], ids their row indices, and are
+    preprocessed batch by batch when predicted. A folder's ids are paths relative to it, sorted; its
+    images have sizes of their own, so each becomes every checkpoint's view as it is read (one decode).
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(

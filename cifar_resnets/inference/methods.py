@@ -1,43 +1,8 @@
-"""``cifar-predict``: labels for new images, with the prediction methods of the CBAM attention-ResNet recipe.
+"""``cifar-predict``'s prediction methods, those of the CBAM attention-ResNet recipe.
 
-Examples::
-
-    cifar-predict --ckpt RUN/checkpoints/last.ckpt --input test_batch --method plain --out preds.csv
-    cifar-predict --ckpt RUN/checkpoints/last.ckpt --input images/ --method adaptive --out preds.csv --probs
-    cifar-predict --ckpt A.ckpt --ckpt B.ckpt --input x.npy --method ensemble --out preds.csv
-    cifar-predict --method ensemble --csv a.csv b.csv c.csv --out preds.csv
-
-Inputs (``cifar_resnets.inference.inputs``): a CIFAR-format pickle, a ``.npy`` uint8 array, or a folder of
-images (``--recursive``: with its subfolders). Output: a CSV ``id,label`` (class names; id = row index,
-or the path relative to the folder), plus one ``prob_<class>`` column per class with ``--probs``; entries
-of a folder that are not predicted are listed in the summary with their reason, never in the CSV.
-
-Methods (``p`` = softmax probabilities of one image, ``p_c`` that of class c):
-
-- ``plain``: argmax of the single view.
-- ``tta``: argmax of ``p`` averaged over test-time views (``--tta``, default ``flip_translate``:
-  the image and its mirror, each also shifted one pixel in four directions; ``flip``: two views).
-- ``class_specialized``: per-class confidence thresholds ``t_c`` for the hard classes. The hard
-  classes are the ``--hard-classes`` ones (names, or a count N = the N classes with the lowest F1 of
-  ``plain`` on the checkpoint's validation split; default 30% of the classes: 3 for CIFAR-10, e.g.
-  bird/cat/dog). Every other class has ``t_c = 0``. **Rule:** the label is the most probable class
-  whose probability reaches its threshold (``p_c >= t_c``); so an image whose top class is a hard class
-  with too little confidence goes to its next most probable class that passes. Thresholds are
-  picked from {0, 0.05, ..., 0.95} by coordinate ascent (two passes over the hard classes, each
-  threshold set to the value that maximises validation accuracy, ties keep the lower value), starting
-  from 0 = plain; validation accuracy therefore never falls below plain's.
-- ``adaptive``: the ``class_specialized`` rule applied to the ``tta`` probabilities, with its own
-  thresholds tuned on the validation split's TTA probabilities (same hard classes). A confident TTA
-  prediction stands; a hard-class prediction whose averaged confidence is below its threshold goes
-  to the next most probable class that passes. Validation accuracy is never below ``tta``'s.
-- ``ensemble``: several ``--ckpt``: probabilities averaged over the checkpoints (each with its own
-  preprocessing, optional ``--tta``), then argmax. Several ``--csv``: when every CSV has the same
-  ``prob_*`` columns, their probabilities are averaged; otherwise a majority vote over the labels,
-  ties broken in favour of the tied label chosen by the earliest CSV on the command line.
-
-Accuracy is reported whenever labels are known (a CIFAR pickle with labels, or ``--labels`` FILE:
-``.csv`` ``id,label``, ``.npy`` integers, or a CIFAR pickle), and for the tuned methods also on the
-validation split they were tuned on (next to ``plain`` there), so it shows whether a method helps.
+docs/predict.md describes each method's rule. The thresholds of ``class_specialized`` and ``adaptive`` are
+tuned by coordinate ascent on the validation split starting from all zeros (``plain``, resp. ``tta``), so
+their validation accuracy never falls below the untuned method's.
 """
 
 from __future__ import annotations
@@ -101,7 +66,7 @@ def predict(
     device: str = "auto",
     recursive: bool = False,
 ) -> Prediction:
-    """Run one method over one input (see the module docstring); accuracy in ``summary`` when labelled."""
+    """Run one method over one input (rules: docs/predict.md); accuracy in ``summary`` when labelled."""
     check_method(method, ckpts, tta, input_path=input_path)
     view_tta = tta or ("flip_translate" if method in ("tta", "adaptive") else "none")
     models = [load_model(p) for p in ckpts]

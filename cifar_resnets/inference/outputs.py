@@ -1,13 +1,8 @@
 """Where cifar-eval, cifar-predict and cifar-export write: checked before any work, written atomically.
 
-An output path is checked before anything is read: one that is an input of the same command (the
-checkpoint, the images, the labels, a bundle's card) is refused, since writing there would destroy
-it; so is a folder that cannot be made or written (a file in its place, a read-only folder). Each file
-is then written to a temporary file in its own folder, flushed to disk and renamed over the target
-(``os.replace``, atomic within one filesystem): a crash or a full disk leaves the old file or the new
-one, never half of one. A failed write ends in one line naming the path and the cause.
-
-Nothing here imports torch: the command lines run these checks before the heavy modules load.
+An output that is an input of the same command is refused (writing would destroy it), and files are
+written through a temporary file renamed into place, so a crash leaves the old or the new file. torch is
+not imported, so the command lines run these checks before the heavy modules load.
 """
 
 from __future__ import annotations

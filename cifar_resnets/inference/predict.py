@@ -1,13 +1,7 @@
 """Softmax probabilities of a checkpoint's net, in batches, with optional test-time augmentation (TTA).
 
-Every function takes and returns plain tensors, so other tools can call them directly::
-
-    model = load_model("outputs/runs/.../checkpoints/last.ckpt")
-    probs = predict_probs(model, images_uint8, tta="flip")   # [N, C] from uint8 images [N, 3, H, W]
-    probs = predict_images(model, [pil_image])                # [1, C] from decoded images
-
-Images are preprocessed by ``Preprocess.for_model(model)`` (the datamodules' evaluation transform)
-chunk by chunk on the chosen device, so memory stays bounded by ``batch_size`` whatever N is.
+Functions take and return plain tensors so other tools can call them; images are preprocessed chunk by
+chunk, so memory stays bounded by ``batch_size`` whatever N is.
 """
 
 from __future__ import annotations

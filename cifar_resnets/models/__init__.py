@@ -1,12 +1,8 @@
 """Model zoo: plain ``nn.Module`` classifiers (no Lightning, no Hydra).
 
-Every constructor takes ``num_classes`` as a keyword, so a model is built as
-``hydra.utils.instantiate(model_cfg_without_reserved_keys, num_classes=N)``; the available
-names are the files of ``conf/model/``.
-
-The names below are imported on first use (PEP 562 ``__getattr__``): rebuilding a CIFAR ResNet from a
-checkpoint then loads ``cifar_resnet`` alone, not torchvision's model zoo, which keeps the app's and
-cifar-predict's start short.
+Every constructor takes ``num_classes`` as a keyword, so ``instantiate(cfg, num_classes=N)`` builds any
+of them. Names are imported on first use (PEP 562 ``__getattr__``), so rebuilding a CIFAR ResNet from a
+checkpoint does not load torchvision's model zoo, which keeps the app's and cifar-predict's start short.
 """
 
 from __future__ import annotations

@@ -113,22 +113,11 @@ class AttentionResidualBlock(nn.Module):
 class AttentionResNet(nn.Module):
     """Attention ResNet of the CBAM recipe ("EnhancedEfficientResNet", 95.3% on CIFAR-10 as published).
 
-    Module tree (attribute names follow the seed's printout): ``conv1`` (3x3, 3 -> 31) / ``bn1`` /
-    ``relu``, ``layer1``..``layer4`` (two :class:`AttentionResidualBlock` each), ``extra_conv`` (1x1,
-    248 -> 248) / ``extra_bn``, ``avgpool``, ``dropout`` (p=0.3), ``fc`` (248 -> classes).
-
-    Choices that reproduce the printed size (4,913,705 parameters for 10 classes):
-
-    - stage widths 62, 124, 248, 248 (2x, 4x, 8x, 8x the stem width of 31) with strides 1, 2, 2, 1,
-      so the net ends at 248 channels on a 8x8 map for 32x32 inputs;
-    - all convs bias-free; BN after every conv;
-    - shortcut: 1x1 conv + BN projection where the shape changes (first block of layer1..layer3),
-      identity elsewhere;
-    - CBAM: channel reduction ratio 16 (shared MLP as bias-free 1x1 convs, hidden = C // 16),
-      spatial kernel 7x7 bias-free.
-
-    With these defaults the count is **4,903,785** for 10 classes (0.20% below the printed
-    4,913,705; the seed's exact attention-MLP biases are not visible in its printout).
+    Attribute names follow the recipe's printed model (``conv1``, ``layer1``..``layer4``, ``extra_conv``,
+    ``fc`` ...). The choices closest to its printed size of 4,913,705 parameters (10 classes): stage
+    widths 62/124/248/248 with strides 1, 2, 2, 1, bias-free convs each followed by BN, 1x1 projection
+    shortcuts where the shape changes, CBAM with reduction 16 and a 7x7 spatial kernel. They give
+    **4,903,785** (0.20% below; the recipe's attention-MLP biases are not visible in its printout).
     """
 
     def __init__(

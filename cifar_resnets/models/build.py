@@ -1,11 +1,8 @@
 """A net from its ``model`` config, without Hydra: the one place that decides which nets may be built.
 
-A model config names its constructor in ``_target_``, and a checkpoint carries the config of the run
-that wrote it: data from whoever wrote the file. So only a public class or function defined inside
-``cifar_resnets.models`` may be named, no value may itself be an object to build (a nested
-``_target_``), and the other keys must be arguments of that constructor: reading a checkpoint's config
-can never import or call anything else. Training builds its nets through here too, so a checkpoint's
-stored config rebuilds exactly the net that wrote it.
+A checkpoint's config is data from whoever wrote the file, so only a public constructor of
+``cifar_resnets.models`` may be named, with its own arguments and no nested ``_target_``: reading a
+checkpoint can never import or call anything else. Training builds through here too.
 """
 
 from __future__ import annotations

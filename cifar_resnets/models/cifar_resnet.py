@@ -1,13 +1,7 @@
 """He et al. 2016 CIFAR ResNets (6n+2 layers) and their plain counterparts.
 
-The net is a 3x3 stem (conv + BN + ReLU), three stages of n basic blocks at 16/32/64 channels
-(stride 2 at the start of stages 2 and 3), global average pooling and a linear classifier.
-``residual=False`` removes every shortcut, giving the "plain" nets of the paper's degradation study.
-The forward has no data-dependent Python control flow (all branches are fixed at construction), so it
-runs under ``torch.compile`` and CUDA graphs.
-Transfer learning works as for the torchvision nets (``cifar_resnets.models.transfer``): ``weights_path``
-loads the backbone of a state dict or a checkpoint of this suite, ``freeze="backbone"`` trains the head only.
-``weights`` starts from a published net (``pretrained:akamaster/resnet20``, see ``models.pretrained``).
+``residual=False`` removes every shortcut, giving the "plain" nets of the paper's degradation study. The
+forward has no data-dependent control flow, so it runs under ``torch.compile`` and CUDA graphs.
 """
 
 from __future__ import annotations
@@ -108,19 +102,15 @@ class CifarResNet(FreezableBackbone):
             "B" = 1x1 conv + BN projection where the shape changes (identity elsewhere).
         attention: None, or "cbam" to add CBAM to each block (after the second BN, before the addition).
         widths: channels of the three stages.
-        weights: a published net of the same depth and shortcut (``pretrained:akamaster/resnet20``); all
-            its weights are loaded, the head too where its class count fits (else it keeps its fresh init).
-        weights_path: a state dict or suite ``.ckpt`` of the same architecture; its backbone is loaded
-            (the head ``fc`` keeps its fresh init, so the class count may differ).
+        weights: a published net (``pretrained:akamaster/resnet20``); all its weights load, the head too
+            where its class count fits.
+        weights_path: a state dict or suite ``.ckpt`` of the same architecture; its backbone loads.
         freeze: "none", or "backbone" to train only ``fc`` (backbone BatchNorms stay in eval mode).
-        zero_init_residual: start each residual branch at zero (its last BN's scale 0; Goyal et al.
-            2017, torchvision's option of the same name), so the net starts as its shortcuts: a deep
-            ResNet then trains from its first steps, where He et al.'s init makes its first logits
-            large and its loss rise above chance (docs/results.md).
+        zero_init_residual: start each residual branch at zero (Goyal et al. 2017), so a deep ResNet
+            trains from its first steps, where He et al.'s init makes its first logits large.
 
-    With option A and 10 classes the counts round to the paper's table 6 (0.27M, 0.46M, 0.66M, 0.85M,
-    1.7M): 269,722 (20), 464,154 (32), 658,586 (44), 853,018 (56), 1,727,962 (110). Option B adds the
-    two 1x1 projections + BN: 272,474 (20), 466,906, 661,338, 855,770, 1,730,714 (110).
+    Parameter counts, 10 classes, option A (the paper's Table 6 rounds them): 269,722 (20), 464,154 (32),
+    658,586 (44), 853,018 (56), 1,727,962 (110); option B 272,474 (20) to 1,730,714 (110).
     """
 
     def __init__(

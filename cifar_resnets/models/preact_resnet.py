@@ -1,17 +1,9 @@
-"""Pre-activation ResNets for CIFAR (He, Zhang, Ren, Sun, "Identity Mappings in Deep Residual Networks",
-ECCV 2016).
+"""Pre-activation ResNets for CIFAR (He et al., "Identity Mappings in Deep Residual Networks", ECCV 2016).
 
-Each residual unit is BN -> ReLU -> conv ... with nothing after the addition, so the shortcut path is a
-clean identity from unit to unit; the net ends with BN -> ReLU before global pooling. Two unit kinds:
-
-- ``basic`` (two 3x3 convs), depth 6n+2 at 16/32/64 channels: pre-act ResNet-110 (1.7M parameters);
-- ``bottleneck`` (1x1, 3x3, 1x1 with 4x expansion), depth 9n+2 at 64/128/256 output channels (16/32/64
-  inside): pre-act ResNet-164 (1.7M) and ResNet-1001 (10.2M).
-
-Where a unit changes the shape, its shortcut is a 1x1 projection and the first BN-ReLU feeds both
-branches (as in the paper's code, KaimingHe/resnet-1k-layers). Parameter counts, 10 classes (the paper
-rounds; its 10.2M for ResNet-1001 matches the conv and linear weights, 10,178,480, the BN affines add
-0.15M): 1,730,522 (110), 1,703,258 (164), 10,327,706 (1001).
+``basic`` units give pre-act ResNet-110, ``bottleneck`` units ResNet-164 and ResNet-1001. Projection
+shortcuts share the first BN-ReLU as in the paper's code (KaimingHe/resnet-1k-layers). Parameter counts,
+10 classes: 1,730,522 (110), 1,703,258 (164), 10,327,706 (1001); the paper's 10.2M for ResNet-1001
+counts the conv and linear weights only (10,178,480).
 """
 
 from __future__ import annotations

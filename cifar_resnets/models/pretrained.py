@@ -1,24 +1,9 @@
 """Published CIFAR ResNet weights, named ``pretrained:<source>/<net>``, mapped exactly onto ``CifarResNet``.
 
-Two public releases, read from each project's own model code, training config and README:
-
-- akamaster/pytorch_resnet_cifar10 (BSD-2-Clause): He et al. 2016's ResNet-20 ... 1202 on CIFAR-10 with
-  option-A shortcuts. Files ``resnetNN-<hash>.th`` hold ``state_dict`` (keys with DataParallel's
-  ``module.`` prefix, head ``linear``) and ``best_prec1``; inputs are normalised with the ImageNet
-  mean/std of its ``trainer.py``. Its option-A shortcut pads the new channels on both sides of the old
-  ones (``F.pad(..., (0, 0, 0, 0, planes // 4, planes // 4))``), the suite's at the end: the residual
-  stream of each stage is the same set of channels in another order, so the mapping permutes those
-  channels (the output rows of each block's second conv and BN, the input columns of the next conv and
-  of the head). The function computed is the same; the logits match to float rounding.
-- chenyaofo/pytorch-cifar-models (BSD-3-Clause): ResNet-20/32/44/56 on CIFAR-10 and CIFAR-100 with
-  1x1-conv + BN projection shortcuts (option B), a plain state dict whose keys differ from the suite's
-  only in ``downsample`` for ``shortcut``; inputs normalised as its codebase's ``conf/cifar10.conf`` and
-  ``conf/cifar100.conf`` say.
-
-Files go through the torch hub cache (``torch.hub.get_dir()/checkpoints``) under the release's own file
-name, whose 8 hex digits are the start of its SHA-256: a download is checked against them
-(``torch.hub.download_url_to_file``); a file already in the cache is used as it is, as torch.hub does.
-A local copy of a release file works too: its file name says which release it is.
+akamaster/pytorch_resnet_cifar10 (option-A shortcuts, padded on both sides of the old channels, so the
+mapping permutes each stage's channels; the logits match to float rounding) and
+chenyaofo/pytorch-cifar-models (option-B shortcuts). Files go through the torch hub cache and a
+download is checked against the SHA-256 prefix in the release's file name.
 """
 
 from __future__ import annotations

@@ -1,16 +1,8 @@
 """ResNet-18 / ResNet-50 from torchvision with a CIFAR or ImageNet stem, transfer weights, freezing and heads.
 
-The nets subclass torchvision's ``ResNet`` so their state-dict keys are exactly torchvision's
-(``conv1.weight``, ``layer1.0.bn1.running_mean``, ``fc.weight`` ...): torchvision weights and files
-saved from torchvision models load without renaming.
-
-Weights come either from torchvision by enum name (``weights="IMAGENET1K_V1"``, needs internet or the
-torch hub cache) or from a local file (``weights_path``) for offline use: a plain state dict, or a
-Lightning checkpoint of this suite (``state_dict`` keys ``net.<key>``). Only the backbone is loaded; the
-head (``fc.*``) always keeps its fresh initialisation because its size depends on ``num_classes``.
-One exception to the strict name/shape check: a 7x7 ImageNet ``conv1`` cannot fill the 3x3 CIFAR
-stem, so with ``stem="cifar"`` that single tensor is skipped (with a warning) and the stem is trained
-from scratch.
+Subclassing torchvision's ``ResNet`` keeps its state-dict keys, so torchvision weights load without
+renaming. Only the backbone is loaded (the head's size depends on ``num_classes``); with
+``stem="cifar"`` a 7x7 ImageNet ``conv1`` cannot fill the 3x3 stem and is skipped with a warning.
 """
 
 from __future__ import annotations
@@ -54,7 +46,7 @@ class TorchvisionResNet(FreezableBackbone, ResNet):
     """torchvision ResNet with a selectable stem, head and backbone freezing.
 
     Attributes:
-        fc: the head (``nn.Linear`` or the seed-002 MLP ``nn.Sequential``).
+        fc: the head (``nn.Linear`` or the ``head="mlp256"`` MLP ``nn.Sequential``).
         backbone: everything but the head (a fresh ``nn.Sequential`` view over the same modules,
             for Lightning's ``BackboneFinetuning``).
     """

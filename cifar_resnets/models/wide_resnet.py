@@ -1,11 +1,8 @@
 """Wide Residual Networks (Zagoruyko and Komodakis, "Wide Residual Networks", BMVC 2016).
 
-WRN-d-k: a 3x3 stem of 16 channels, three groups of N = (d - 4) / 6 pre-activation basic units
-(BN-ReLU-conv3x3, [dropout], BN-ReLU-conv3x3) at 16k, 32k and 64k channels (stride 2 at groups 2 and 3),
-then BN-ReLU, global pooling and a linear classifier. A unit that changes the shape has a 1x1 projection
-shortcut fed by its first BN-ReLU; ``dropout`` (the paper's 0.3 on CIFAR) sits between the two convs.
-Parameter counts, 10 classes (the paper's Table 4 in brackets): WRN-16-4 2,748,890 (2.7M), WRN-16-8
-10,961,370 (11.0M), WRN-28-10 36,479,194 (36.5M), WRN-40-4 8,949,210 (8.9M).
+WRN-d-k: three groups of (d - 4) / 6 pre-activation units at 16k/32k/64k channels, ``dropout`` between
+the two convs. Parameter counts, 10 classes (the paper's Table 4 in brackets): WRN-16-4 2,748,890 (2.7M),
+WRN-16-8 10,961,370 (11.0M), WRN-28-10 36,479,194 (36.5M), WRN-40-4 8,949,210 (8.9M).
 """
 
 from __future__ import annotations

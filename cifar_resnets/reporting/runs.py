@@ -1,11 +1,7 @@
 """Find the runs, sweeps and checkpoints under an outputs folder and read what they recorded.
 
-A run folder (see the README) holds ``config.yaml``, ``metrics.json``, ``checkpoints/*.ckpt`` and the
-curves its loggers wrote there (TensorBoard event files, the CSV logger's ``metrics.csv``); Hydra
-sweeps put one such folder per job below a sweep folder that holds
-``multirun.yaml``. Everything here only reads files and tolerates half-written or damaged runs (a
-run still training has no ``metrics.json`` yet): missing or unreadable parts come back empty rather
-than raising, so one bad folder cannot hide the others.
+Only reads, and tolerates half-written or damaged runs (one still training has no ``metrics.json``):
+missing parts come back empty rather than raising, so one bad folder cannot hide the others.
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """Running a table's jobs: each row's seeds as one ``cifar-train -m`` multirun (or in this process).
 
-Jobs go into deterministic folders ``<out>/runs/<row>_seed<k>/`` (``<out>`` defaults to
-``outputs/tables/<table>``). A rerun skips finished jobs (never trains one again), resumes interrupted
-ones from ``checkpoints/last.ckpt`` and redoes failed ones (their old folder is kept under
-``failed_attempts/``), so a reproduction survives crashes and preemption. One ``cifar-reproduce`` runs
-per table folder (``table_lock``). Extra ``key=value``
-arguments reach every job, so any Hydra launcher works (``hydra/launcher=joblib``,
-``submitit_local``, ``submitit_slurm``); ``--parallel N`` runs N rows at once, longest first.
+Jobs go into deterministic folders ``<out>/runs/<row>_seed<k>/``, so a rerun skips finished jobs,
+resumes interrupted ones and redoes failed ones (keeping the old folder): a reproduction survives crashes
+and preemption. Extra ``key=value`` arguments reach every job, so any Hydra launcher works.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """What a search leaves behind: the best trial as a Hydra experiment, a summary, and Optuna's plots.
 
-``experiment/best.yaml`` in the search folder is an experiment file like those in ``conf/experiment/``:
-the config groups the search ran with and the best values. ``cifar-train --config-dir <search folder>
-experiment=best`` trains it (``--config-dir`` adds the folder to Hydra's search path, where
-``experiment/best.yaml`` is the option ``best`` of the experiment group). ``best.json`` holds the best
-trial and the count of trials by state, ``trials.csv`` one line per trial, and the PNGs are Optuna's
-matplotlib plots (the Agg backend: no display needed).
+``experiment/best.yaml`` is an experiment file, so ``cifar-train --config-dir <search folder>
+experiment=best`` trains the best trial. Plots use matplotlib's Agg backend: no display needed.
 """
 
 from __future__ import annotations

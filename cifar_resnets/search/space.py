@@ -1,15 +1,8 @@
 """``search.params``, written in Hydra's sweep syntax, read into Optuna distributions.
 
-The syntax is the one ``cifar-train -m`` already takes (Hydra's extended override grammar), parsed by
-Hydra's own ``OverridesParser``, so a space reads the same in a sweep and in a search:
-
-- ``interval(a, b)``: a float uniform in [a, b]; ``tag(log, interval(a, b))`` log-uniform;
-  ``tag(int, interval(a, b))`` an integer (``tag(int, log, ...)`` both);
-- ``range(start, stop[, step])``: the values Python's ``range`` (Hydra's, for floats) gives, as an
-  integer or stepped float distribution (``tag(log, range(...))`` for integers with step 1);
-- ``choice(x, y, ...)``: one of the values (numbers, strings, true/false, null).
-
-Hydra parses ``interval`` bounds as floats; the ``int`` tag asks for integers, as hydra-optuna-sweeper does.
+Parsed by Hydra's own ``OverridesParser``, so a space reads the same in a sweep and in a search
+(``interval``, ``range``, ``choice``, with ``tag(log, ...)`` and ``tag(int, ...)`` as hydra-optuna-sweeper
+takes them); docs/search.md lists the forms.
 """
 
 from __future__ import annotations

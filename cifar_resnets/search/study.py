@@ -1,17 +1,8 @@
 """The Optuna study of ``cifar-search``: its storage, sampler and pruner, the objective, and the loop.
 
-One trial is one training run by the suite's own ``train``: a copy of the composed config with the
-sampled values set, in ``<search.dir>/trials/<trial number>/``, scored by ``search.metric`` on the
-validation split after the last epoch (the final weights). The study lives in an SQL database (SQLite
-in the search folder unless ``search.storage`` names another), so a search that was stopped, run again
-with the same command, carries on where it was, and several processes with the same command share it.
-
-A worker that dies leaves its trial RUNNING in the database. Running trials send a heartbeat to the
-storage (Optuna's ``heartbeat_interval``), and every worker, before each trial it starts, marks as FAIL
-the trials whose heartbeat stopped more than ``grace_period`` seconds ago
-(``optuna.storages.fail_stale_trials``). That works for workers on other hosts too; a lock file or a pid
-could tell a dead worker from a live one only on one host. Until the grace period has passed, a rerun
-leaves a killed trial RUNNING and does not count it among ``n_trials``.
+One trial is one training run. The study lives in an SQL database, so the same command resumes a stopped
+search or shares it between processes. A dead worker's trial is failed through Optuna's heartbeat
+(``fail_stale_trials``) rather than a lock file or pid, which could only tell on one host.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Crash-safe checkpoint files: a kill at any moment leaves either the old or the new checkpoint.
 
-Lightning's own ``_atomic_save`` stages the file through fsspec in ``$TMPDIR`` and moves it into
-place, which across filesystems is a copy plus delete: a kill mid-copy leaves a truncated
-``last.ckpt`` (https://github.com/Lightning-AI/pytorch-lightning/issues/19970).
-``AtomicCheckpointIO`` writes a temporary file in the checkpoint's own folder, flushes and fsyncs it,
-renames it over the target with ``os.replace`` (atomic on POSIX within one filesystem) and fsyncs the
-folder so the rename itself survives a power loss.
+Lightning's ``_atomic_save`` stages through ``$TMPDIR``, a copy across filesystems that a kill can leave
+truncated (https://github.com/Lightning-AI/pytorch-lightning/issues/19970). Here the file is written and
+fsynced in its own folder, renamed with ``os.replace``, and the folder fsynced.
 """
 
 from __future__ import annotations

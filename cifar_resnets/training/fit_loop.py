@@ -1,21 +1,9 @@
 """Lightning's fit loop, with resuming from an epoch-end checkpoint counted right when a step limit is set.
 
-An epoch-end checkpoint (``ModelCheckpoint`` saves in ``on_train_epoch_end``) is written after the fit
-loop has counted the epoch as *processed* and before it counts it as *completed*. On resume, Lightning
-decides from those two counters whether the run stopped inside the epoch-end hooks. With only
-``max_epochs`` it sees a finished epoch and starts the next one. With ``max_steps`` set, its
-``restarting`` setter forces ``restarting=True`` whatever the counters say (for runs cut short by the
-step limit in the middle of an epoch), so the checkpoint reads as "stopped inside the epoch-end hooks":
-the loop runs the epoch end a second time and counts the epoch as processed again. From then on the
-processed count is one ahead of the epochs trained, and ``max_epochs`` stops the run one epoch early
-(a run of 8 epochs of 8 steps limited to 60 steps, resumed after epoch 3, stopped at 56 steps).
-Lightning's own restart tests cover epoch limits only; the closest upstream report is
-https://github.com/Lightning-AI/pytorch-lightning/issues/19617 (resuming at a step limit that falls on
-an epoch end).
-
-``ExactResumeFitLoop`` takes Lightning's epoch-limit path for a checkpoint saved after the last batch of
-its epoch whatever the limits: the epoch is completed and the next one starts from its first batch. A
-checkpoint from an epoch that the step limit cut short keeps Lightning's handling.
+With ``max_steps`` set, Lightning treats an epoch-end checkpoint as stopped inside the epoch-end hooks,
+counts the epoch twice and stops the run one epoch early (closest upstream report:
+https://github.com/Lightning-AI/pytorch-lightning/issues/19617). ``ExactResumeFitLoop`` takes the
+epoch-limit path for a checkpoint saved after its epoch's last batch; an epoch cut short keeps Lightning's.
 """
 
 from __future__ import annotations

@@ -1,19 +1,9 @@
 """Experiment loggers, where Lightning's own cost the training loop time or lose a run's history.
 
-``TensorBoardLogger`` exists because Lightning calls ``logger.save()`` after every logging step, and
-Lightning's ``TensorBoardLogger.save`` flushes the event file there and asks the file system whether
-``hparams.yaml`` exists. On a fast GPU that is several times a second, right after the logging step
-has synchronised with the GPU, so the GPU waits for the flush; on a cluster's network file system a
-flush and a ``stat`` can take milliseconds each. The ``SummaryWriter`` already flushes on its own
-thread every ``flush_secs``, and ``finalize`` (end of a run, also a failed or interrupted one) flushes
-and closes the file, so nothing logged is lost when the run ends; a killed process loses at most the
-last ``flush_secs`` seconds of scalars.
-
-``CSVLogger`` exists because Lightning's writes into the run folder itself (``name: ""``,
-``version: ""``) and, finding that folder non-empty (``config.yaml`` is already there), warns and
-deletes ``metrics.csv``: a resumed run (``ckpt_path=auto``) would lose the curves of its first part.
-This one appends to the file it finds, as TensorBoard appends event files; readers
-(``reporting.runs.read_scalars``) let the later value of a step logged twice win.
+Lightning's ``TensorBoardLogger`` flushes and stats after every logging step, right after a GPU sync (ms
+each on a network file system); this one leaves flushing to the writer's thread and ``finalize``.
+Lightning's ``CSVLogger`` deletes a non-empty run folder's ``metrics.csv``, losing a resumed run's first
+part; this one appends.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """The LightningModule that trains any classifier net of the suite.
 
-It owns the loss, the metrics and the optimizer/scheduler wiring; the net, the data and the
-training loop's mechanics (precision, clipping, devices) come from elsewhere. The hot path
-does no host synchronisation and no per-step logging: the training loss and accuracy are summed
-on the device and logged every ``trainer.log_every_n_steps`` steps and at each epoch's end.
-On one CUDA GPU the step's forward, loss and backward replay as one CUDA graph
-(``step_graph.CapturedTrainStep``); the optimizer step, clipping and schedules stay Lightning's.
+It owns the loss, metrics and optimizer wiring. The hot path does no host sync: training metrics are
+summed on the device and logged every ``log_every_n_steps``, and on one CUDA GPU the step replays as one
+CUDA graph (``step_graph``).
 """
 
 from __future__ import annotations

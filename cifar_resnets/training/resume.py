@@ -1,12 +1,8 @@
 """Which checkpoint a run resumes from: ``ckpt_path=auto`` (this folder's ``last.ckpt``), a file, or none.
 
-Lightning only warns and trains from scratch when the checkpoint it is given does not exist, so the
-path is checked here first, and read (``read_checkpoint``: tensors and plain values only) before any
-training state is built. When it cannot be used, the one-line error names the newest readable
-checkpoint beside it and the exact command that resumes from that one, quoted for a POSIX shell and
-for Hydra's override parser (a folder with spaces or non-ASCII letters in its name). A checkpoint
-whose weights do not fit the run's model (``model=resnet32`` into a resnet20 run) or that names another
-model is refused before any training state is built.
+Lightning only warns and trains from scratch on a missing checkpoint, so the path is checked and read
+here before any training state is built; a refusal names the newest readable checkpoint and the exact
+command that resumes from it.
 """
 
 from __future__ import annotations

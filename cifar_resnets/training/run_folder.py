@@ -1,16 +1,8 @@
 """The files of a run folder, written in one place.
 
-Every run folder holds the resolved ``config.yaml``, ``checkpoints/`` (``last.ckpt`` and the newest
-epoch file), its loggers' files (TensorBoard event files, the CSV logger's ``metrics.csv``),
-``metrics.json`` (the final metrics, or the status and error of a
-run that did not complete, with ``error.txt`` holding its traceback) and ``training_history.png``.
 Files are written by the first process only, through a temporary file renamed into place, so a crash
-never leaves a half-written one and a sweep's reader sees either the old or the new version.
-
-A folder that already holds a run (``existing_run``) is the user's result: a continuation that fails or
-is refused records itself under ``attempts/<UTC time>/`` (``metrics.json``, ``error.txt``), never over
-the run's own files. A failure to write (a full disk, a read-only folder, a file where a folder must be)
-becomes one ``RunFolderWriteError`` line naming the path, the cause and the last good checkpoint.
+never leaves a half-written one. A folder holding a run is the user's result: a failed continuation is
+recorded under ``attempts/`` and never over the run's files.
 """
 
 from __future__ import annotations

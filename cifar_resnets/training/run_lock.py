@@ -1,22 +1,9 @@
 """One run per folder: an exclusive lock on the run folder while a run writes into it.
 
-Two runs in one folder (the same ``hydra.run.dir`` twice, a second ``ckpt_path=auto`` while the first
-still trains) would overwrite each other's checkpoints, ``config.yaml`` and ``metrics.json``. A run
-takes an exclusive ``fcntl.flock`` on ``<run folder>/.run.lock`` and holds it while it runs; the file
-records the holder's pid, host and start time, so a refused run can say who has the folder. The
-kernel releases a flock when its process dies, however it dies: a lock left by a killed run is free,
-and the next run into the folder (``ckpt_path=auto`` after a crash) takes it over with a warning. A pid
-file checked with ``kill -0`` could not tell a dead holder from a recycled pid, nor see one on another
-host. On network file systems without shared locks (some NFS mounts) the lock protects runs on one
-host only.
-
-``cifar-train`` takes the lock in a Hydra callback, before Hydra writes ``.hydra/`` and the log file
-into the folder, and there decides whether the run may start in it (``run_start``); ``train()`` takes
-it too (in-process runs, sweep jobs) and re-enters a lock this process already holds. A sweep
-(``cifar-train -m``) holds ``<sweep folder>/.sweep.lock`` the same way from before Hydra writes
-``multirun.yaml`` or any job folder until it ends: a second sweep into a busy sweep folder is refused
-before it writes anything. Only the first process of a distributed run locks: the other ranks run the
-same command into the same folder.
+Two runs in one folder would overwrite each other's checkpoints. A ``fcntl.flock`` is released by the
+kernel however its process dies, so a crashed run's lock is free; a pid file could not tell a dead
+holder from a recycled pid. cifar-train takes it in a Hydra callback, before Hydra writes anything;
+sweeps lock their sweep folder the same way. On NFS without shared locks it protects one host only.
 """
 
 from __future__ import annotations

@@ -1,12 +1,7 @@
 """Whether a run may start in its folder, decided before anything is written there.
 
-A run folder is the user's result. A new run into a folder that already holds one is refused, with the
-two ways on (``ckpt_path=auto`` continues the run there, another ``hydra.run.dir`` starts a new one).
-A continuation (``ckpt_path`` set) is checked whole before it writes: the checkpoint is readable and
-holds this run's model (``resume.resume_checkpoint``); a refusal is recorded under ``attempts/``. A
-completed run is continued only when its limits were raised; otherwise there is nothing to do and the
-folder is left as it is. ``cifar-train`` decides this in its Hydra callback, before Hydra writes
-``.hydra/`` and the log file; ``train()`` decides it again for in-process runs and sweep jobs.
+A run folder is the user's result: a new run into one is refused with the two ways on, and a
+continuation is checked whole (``resume.resume_checkpoint``) before it writes.
 """
 
 from __future__ import annotations

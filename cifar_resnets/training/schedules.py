@@ -1,12 +1,8 @@
 """Learning-rate schedules, all stepped once per optimizer step.
 
-Every factory has the same keyword interface so a config can swap one for another:
-``factory(optimizer, total_steps=..., steps_per_epoch=..., **config)``. ``total_steps`` and
-``steps_per_epoch`` come from the data and trainer config (``planned_steps``), never from
-``trainer.estimated_stepping_batches``: reading it in ``configure_optimizers`` makes Lightning drop the
-loader state a mid-epoch resume needs (https://github.com/Lightning-AI/pytorch-lightning/issues/20550).
-The factories only translate epochs into steps and add warm-up; the schedules themselves are
-torch's.
+Step counts come from the config (``planned_steps``), never ``trainer.estimated_stepping_batches``:
+reading it in ``configure_optimizers`` drops the loader state a mid-epoch resume needs
+(https://github.com/Lightning-AI/pytorch-lightning/issues/20550). The schedules themselves are torch's.
 """
 
 from __future__ import annotations

@@ -1,24 +1,10 @@
 """A training step's forward, loss and backward recorded once as a CUDA graph, then replayed.
 
-Why: a CIFAR ResNet-20 step at batch 128 is a few hundred small kernels; launched one by one from
-Python the GPU mostly waits for the CPU. ``torch.compile(mode="reduce-overhead")`` graphs the net's
-forward and its backward separately and leaves the loss, autograd's bookkeeping and the guards in
-between to Python on every step. Recording the whole forward-loss-backward turns the step into one
-launch (PyTorch's "whole-network capture",
-https://pytorch.org/docs/stable/notes/cuda.html#whole-network-capture). The net may itself be compiled with
-inductor without CUDA graphs: its kernels are recorded like any others.
-
-What stays outside the graph, eager and therefore exactly as in an eager run: the optimizer step
-(its learning rate and momentum change every step under the schedules), gradient clipping, EMA,
-logging and callbacks. The graph writes its gradients into the same ``.grad`` tensors on every
-replay, so nothing may set them to None between steps: the owner of a ``CapturedTrainStep`` skips
-``zero_grad`` and the framework's backward (``ClassifierModule`` does, for Lightning).
-
-Mathematically the steps are the eager ones: the first ``warmup_steps`` steps run eagerly (they are
-real steps, and they create cuDNN/cuBLAS state and the optimizer's buffers before recording), the next
-one is recorded and then replayed on its own batch, and every later one is a replay. Nothing is run
-twice, so BatchNorm statistics see each batch once. A new input shape or a change in which parameters
-train (e.g. a backbone unfrozen mid-run) records a new graph after new warm-up steps.
+A ResNet-20 step is a few hundred small kernels, so the GPU mostly waits for Python; ``torch.compile``'s
+graphs leave the loss and autograd in between. Recording the whole step makes it one launch
+(https://pytorch.org/docs/stable/notes/cuda.html#whole-network-capture). The optimizer step, clipping,
+EMA and logging stay eager; the first steps run eagerly before recording and none is run twice, so the
+steps are mathematically the eager ones.
 """
 
 from __future__ import annotations

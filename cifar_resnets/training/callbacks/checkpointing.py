@@ -1,21 +1,10 @@
 """Checkpoints that let a stopped run continue where it stopped: on SIGTERM, and inside long epochs.
 
-``SigtermCheckpoint`` saves ``last.ckpt`` when SIGTERM arrives (what SLURM and most schedulers send
-before they stop a job) so the same command with ``ckpt_path=auto`` continues exactly where it
-stopped. Lightning itself catches SIGTERM (``trainer.received_sigterm``) and leaves the loops with
-``SIGTERMException`` at the next batch boundary; this callback saves at that moment.
-
-On SLURM with submitit, submitit owns requeueing: it requeues on its own signal (SIGUSR2), while
-Lightning's auto-requeue listens on SIGUSR1 and installs its handler only where none is registered, so
-with both on a job can be requeued twice or by neither
-(https://github.com/Lightning-AI/pytorch-lightning/issues/14610). ``build_trainer`` switches
-Lightning's off, and the rerun resumes from ``last.ckpt`` because the sweep is launched with
-``ckpt_path=auto`` and a fixed ``hydra.sweep.dir``: a folder named after the time would give the
-requeued job a new, empty folder (https://github.com/Lightning-AI/pytorch-lightning/issues/13773).
-
-``MidEpochCheckpoint`` refreshes ``last.ckpt`` every N optimizer steps, so a killed run loses at most
-N steps; the GPU-resident loader records its position, so the resumed epoch continues at the next
-batch.
+``SigtermCheckpoint`` saves ``last.ckpt`` when a scheduler sends SIGTERM; ``MidEpochCheckpoint`` every N
+steps. With submitit, Lightning's auto-requeue is off: both requeue, on different signals, so a job
+could be requeued twice or by neither (https://github.com/Lightning-AI/pytorch-lightning/issues/14610);
+sweeps use a fixed ``hydra.sweep.dir`` so a requeued job finds its folder
+(https://github.com/Lightning-AI/pytorch-lightning/issues/13773).
 """
 
 from __future__ import annotations

@@ -1,25 +1,10 @@
 """Exponential moving average of the weights without per-step host syncs or Python loops.
 
-Why this subclass of Lightning's ``WeightAveraging`` exists instead of ``EMAWeightAveraging``:
-
-- ``EMAWeightAveraging`` averages with ``get_ema_avg_fn``: one Python iteration and new tensors per
-  parameter per step; and ``AveragedModel.update_parameters`` reads ``n_averaged`` (a device tensor) in
-  two ``if``s, which synchronises host and GPU on every update. On a launch-bound CIFAR net
-  that costs a large share of the step. Here one ``torch._foreach_lerp_`` updates every floating tensor,
-  integer buffers are copied with one ``torch._foreach_copy_``, and the update count is also kept on the
-  host, so an update never waits for the GPU.
-- ``update_every_n_steps=N`` updates with ``decay**N``, which keeps the averaging horizon of a per-step
-  EMA with ``decay`` (Lightning's callback keeps ``decay`` and so averages N times longer).
-- Validation before the first update would swap in the untrained initial weights
-  (https://github.com/Lightning-AI/pytorch-lightning/issues/21724): the swaps here happen only once the
-  average holds something, and always in pairs.
-
-What stays Lightning's: the ``AveragedModel`` copy, swapping for validation, copying the average into
-the model when training ends, and the checkpoint layout (``state_dict`` = averaged weights,
-``current_model_state`` = raw weights, ``averaging_state`` = ``n_averaged``), so checkpoints and resume
-behave exactly as with ``EMAWeightAveraging``: resuming restores the raw weights from
-``current_model_state``, so a run must resume with the same callbacks. Updates are in place
-(``copy_``/``lerp_``), so parameter addresses never change and recorded CUDA graphs stay valid.
+Lightning's ``EMAWeightAveraging`` loops over parameters in Python and syncs host and GPU on every update,
+a large share of a launch-bound CIFAR step; here one ``torch._foreach_lerp_`` updates every tensor. It
+also keeps the averaging horizon with ``update_every_n_steps`` and never swaps in the untrained weights
+before the first update (https://github.com/Lightning-AI/pytorch-lightning/issues/21724). The checkpoint
+layout stays Lightning's, and updates are in place so recorded CUDA graphs stay valid.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """Gradual unfreezing (Lightning's ``BackboneFinetuning``) that works with the suite's per-step LR schedules.
 
-Why a subclass: ``BackboneFinetuning`` adds the backbone to the optimizer as a new parameter group in the
-middle of the run, but torch's LR schedulers keep per-group state built when the optimizer was configured
-(``base_lrs``, ``LambdaLR.lr_lambdas``, ``OneCycleLR``'s ``max_lr``/``initial_lr`` in each group) and pair it
-with the groups strictly: the first scheduler step after unfreezing fails with "zip() argument 2 is
-shorter than argument 1". Here the new group is registered with every scheduler of that optimizer, scaled
-from the head's group, so the backbone's lr is always ``ratio x`` the head's scheduled lr; Lightning's
-per-epoch growth of the backbone lr (``lambda_func``, capped at the head's lr by ``should_align``) sets
-that ratio at each epoch start.
+``BackboneFinetuning`` adds a parameter group mid-run, but torch's schedulers keep per-group state and
+fail at the next step ("zip() argument 2 is shorter than argument 1"). Here the new group is registered
+with every scheduler, its lr a ratio of the head's scheduled lr that Lightning's unfreezing sets.
 """
 
 from __future__ import annotations
