@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from cifar_resnets.config.resources import conf_dir
-from cifar_resnets.data.cifar import CIFARDataModule, DataConfigError
+from cifar_resnets.data.cifar import CIFARDataModule
 from cifar_resnets.data.cifar_files import (
     CIFARDownloadError,
     CIFARFileError,
@@ -25,7 +25,8 @@ from cifar_resnets.data.cifar_files import (
 from cifar_resnets.data.gpu_loader import GPUBatchLoader, mix_batch
 from cifar_resnets.data.synthetic import main as synthetic_main
 from cifar_resnets.data.synthetic import write_synthetic_cifar
-from cifar_resnets.data.transforms import AugmentConfigError, AugmentSpec
+from cifar_resnets.data.transforms import AugmentSpec
+from cifar_resnets.errors import ConfigError
 
 CONF = conf_dir()
 AUGMENT_CONFIGS = sorted(p.stem for p in (CONF / "augment").glob("*.yaml"))
@@ -385,7 +386,7 @@ def test_loader_rejects_bad_input():
         GPUBatchLoader(torch.zeros(4, 3, 32, 32), torch.zeros(4), 2, train=True, mean=MEAN0, std=STD1)
     with pytest.raises(ValueError, match="num_classes"):
         loader(coordinate_images(4), augment={"mixup_alpha": 1.0, "mixup_prob": 0.5})
-    with pytest.raises(AugmentConfigError, match="unknown augment keys"):
+    with pytest.raises(ConfigError, match="unknown augment keys"):
         loader(coordinate_images(4), augment={"rotate": 3})
     with pytest.raises(ValueError, match=r"augment.crop_padding=32 must be smaller than the 32x32 images"):
         loader(coordinate_images(4), augment={"crop_padding": 32})
@@ -413,11 +414,11 @@ def test_datamodule_no_validation_and_num_train(synthetic_cifar10):
     dm.setup("fit")
     assert dm.val_dataloader() == [] and dm.train_arrays()[0].shape[0] == 300 and dm.steps_per_epoch == 3
     too_many = CIFARDataModule("cifar10", str(synthetic_cifar10), val_size=100, num_train=500)
-    with pytest.raises(DataConfigError, match="num_train=500 but only 412"):
+    with pytest.raises(ConfigError, match="num_train=500 but only 412"):
         too_many.setup("fit")
-    with pytest.raises(DataConfigError, match="val_size"):
+    with pytest.raises(ConfigError, match="val_size"):
         CIFARDataModule("cifar10", str(synthetic_cifar10), val_size=512).setup("fit")
-    with pytest.raises(DataConfigError, match="loader"):
+    with pytest.raises(ConfigError, match="loader"):
         CIFARDataModule(loader="tpu")
 
 

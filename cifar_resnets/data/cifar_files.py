@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar_resnets.errors import UserError
+from cifar_resnets.errors import ConfigError, UserError
 
 __all__ = [
     "CIFARFileError",
@@ -29,7 +29,6 @@ __all__ = [
     "CIFARArrays",
     "CIFARSplits",
     "CIFAR_SPECS",
-    "DataConfigError",
     "check_class_ids",
     "cifar_splits",
     "safe_load_pickle",
@@ -59,10 +58,6 @@ _MAX_ELEMENTS = 1 << 31
 
 class CIFARFileError(UserError, ValueError):
     """A CIFAR file is missing, truncated, malformed or not a CIFAR file at all."""
-
-
-class DataConfigError(UserError, ValueError):
-    """A `data.*` value is invalid for the dataset at hand."""
 
 
 class CIFARNotFoundError(CIFARFileError, FileNotFoundError):
@@ -356,12 +351,12 @@ def check_class_ids(classes, available: int, name: str) -> list[int] | None:
     if isinstance(classes, (str, int)) or not all(
         isinstance(c, int) and not isinstance(c, bool) for c in classes
     ):
-        raise DataConfigError(
+        raise ConfigError(
             f"data.classes must be a list of class indices such as [5,6,7,8,9], got {classes!r}"
         )
     ids = list(classes)
     if len(ids) < 2 or len(set(ids)) != len(ids) or not all(0 <= c < available for c in ids):
-        raise DataConfigError(
+        raise ConfigError(
             f"data.classes={ids} must hold at least two distinct indices in 0..{available - 1} for {name}"
         )
     return ids
@@ -401,14 +396,14 @@ def cifar_splits(
         names = [names[c] for c in class_ids]
     n = train_images.shape[0]
     if val_size >= n:
-        raise DataConfigError(
+        raise ConfigError(
             f"data.val_size={val_size} leaves no training images ({n} available); lower it or use 0"
         )
     order = np.random.default_rng(split_seed).permutation(n)
     val_idx, train_idx = np.sort(order[:val_size]), np.sort(order[val_size:])
     if num_train is not None:
         if num_train > train_idx.size:
-            raise DataConfigError(
+            raise ConfigError(
                 f"data.num_train={num_train} but only {train_idx.size} training images remain after "
                 f"the {val_size}-image validation split; lower data.num_train or data.val_size"
             )
