@@ -24,6 +24,12 @@ class ConfigError(UserError, ValueError):
     """A config value that cannot work; the message names the key and what to change."""
 
 
+class DataError(UserError, FileNotFoundError, ValueError):
+    """A dataset or weights file that is missing, damaged, unsafe to unpickle or cannot be downloaded;
+    the message names the file and how to get a good copy. A ``FileNotFoundError`` too, as the missing
+    files it mostly reports."""
+
+
 def find_cause(err: BaseException | None, kind: type[E]) -> E | None:
     """``err`` or the ``kind`` exception it was raised from or during (libraries wrap errors in their
     own: Hydra's ``instantiate`` a constructor's, exporters and plotting an ``OSError``)."""

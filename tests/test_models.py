@@ -11,13 +11,12 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from cifar_resnets.config.resources import conf_dir
-from cifar_resnets.errors import UserError
+from cifar_resnets.errors import DataError, UserError
 from cifar_resnets.models import (
     CBAM,
     AttentionResNet,
     BasicBlock,
     CifarResNet,
-    WeightsDownloadError,
     WeightsMismatchError,
     ZeroPadShortcut,
     resnet18,
@@ -368,7 +367,7 @@ def test_download_failure_suggests_weights_path(monkeypatch):
         raise OSError("Name or service not known")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    with pytest.raises(WeightsDownloadError, match="weights_path"):
+    with pytest.raises(DataError, match="weights_path"):
         resnet18(num_classes=10, weights="IMAGENET1K_V1")
 
 

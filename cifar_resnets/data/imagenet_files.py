@@ -18,22 +18,18 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from cifar_resnets.data.images import ImageDecodeError, check_image, read_image
-from cifar_resnets.errors import UserError
+from cifar_resnets.errors import DataError
 
 log = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class ImageNetSubsetError(UserError, FileNotFoundError):
-    """The ImageNet subset tree is missing, incomplete, or does not hold the requested classes."""
-
-
 def split_dir(root: str | Path, split: str) -> Path:
-    """``root/<split>``, or ``ImageNetSubsetError`` saying what the tree should look like."""
+    """``root/<split>``, or ``DataError`` saying what the tree should look like."""
     path = Path(root).expanduser() / split
     if not path.is_dir():
-        raise ImageNetSubsetError(
+        raise DataError(
             f"ImageNet subset split {path.resolve()} does not exist; set data.root to a folder holding "
             "train/<wnid>/ and val/<wnid>/"
         )
@@ -46,11 +42,11 @@ def pick_classes(root: str | Path, requested: int | Sequence[str]) -> list[str]:
     available = sorted(p.name for p in train.iterdir() if p.is_dir())
     if isinstance(requested, int):
         if not 1 <= requested <= len(available):
-            raise ImageNetSubsetError(f"data.classes={requested} but {train} holds {len(available)} classes")
+            raise DataError(f"data.classes={requested} but {train} holds {len(available)} classes")
         return available[:requested]
     missing = [c for c in requested if c not in available]
     if missing:
-        raise ImageNetSubsetError(f"classes {missing} not found under {train.resolve()}")
+        raise DataError(f"classes {missing} not found under {train.resolve()}")
     return [str(c) for c in requested]
 
 
@@ -62,9 +58,7 @@ def scan_split(
     for label, wnid in enumerate(wnids):
         class_dir = folder / wnid
         if not class_dir.is_dir():
-            raise ImageNetSubsetError(
-                f"class folder {class_dir.resolve()} does not exist; check data.classes"
-            )
+            raise DataError(f"class folder {class_dir.resolve()} does not exist; check data.classes")
         kept = 0
         for path in sorted(p for p in class_dir.iterdir() if p.is_file()):
             if per_class is not None and kept >= per_class:
@@ -85,7 +79,7 @@ def read_split(
     """``scan_split`` of ``root/<split>``, with one warning about refused files; at least one image."""
     samples, bad = scan_split(split_dir(root, split), wnids, per_class)
     if not samples:
-        raise ImageNetSubsetError(f"no readable images in {(Path(root) / split).resolve()}")
+        raise DataError(f"no readable images in {(Path(root) / split).resolve()}")
     if bad:
         shown = ", ".join(str(p) for p in bad[:3])
         log.warning("%s: skipped %d unreadable file(s), e.g. %s", split, len(bad), shown)
@@ -113,4 +107,4 @@ class ImageListDataset(Dataset):
                     log.warning("skipping %s", err)
                 continue
             return self.transform(image), label
-        raise ImageNetSubsetError("no image of this split could be decoded")
+        raise DataError("no image of this split could be decoded")

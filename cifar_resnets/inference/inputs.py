@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cifar_resnets.data.cifar_files import CIFARFileError, load_cifar_pickle
+from cifar_resnets.data.cifar_files import load_cifar_pickle
 from cifar_resnets.data.images import ImageDecodeError, read_image, recognised_format
-from cifar_resnets.errors import UserError
+from cifar_resnets.errors import DataError, UserError
 from cifar_resnets.inference.predictions import PROB_PREFIX
 from cifar_resnets.inference.preprocess import Preprocess
 
@@ -197,7 +197,7 @@ def read_input(
         return PredictionInput([str(i) for i in range(images.shape[0])], images=images, kind="npy")
     try:
         images_np, labels = load_cifar_pickle(path, num_classes=num_classes)
-    except CIFARFileError as err:
+    except DataError as err:
         raise InputError(str(err)) from None
     ids = [str(i) for i in range(images_np.shape[0])]
     return PredictionInput(ids, images=torch.from_numpy(images_np), labels=labels, kind="pickle")
@@ -236,7 +236,7 @@ def read_labels(path: str | Path, ids: list[str], classes: list[str]) -> np.ndar
     else:
         try:
             _, labels = load_cifar_pickle(path, num_classes=len(classes))
-        except CIFARFileError as err:
+        except DataError as err:
             raise InputError(str(err)) from None
         if labels is None:
             raise InputError(f"{path}: a CIFAR pickle without labels")

@@ -26,7 +26,6 @@ _SUBMODULE_OF = {
     "PreActBottleneck": "preact_resnet",
     "PreActResNet": "preact_resnet",
     "TorchvisionResNet": "torchvision_nets",
-    "WeightsDownloadError": "torchvision_nets",
     "resnet18": "torchvision_nets",
     "resnet50": "torchvision_nets",
     "WeightsMismatchError": "transfer",
