@@ -30,6 +30,15 @@ class DataError(UserError, FileNotFoundError, ValueError):
     files it mostly reports."""
 
 
+class CheckpointError(UserError, ValueError):
+    """A file that is not a usable checkpoint or weights file of this suite (missing, damaged, another
+    program's, another model's); ``kind`` says which (``cifar_resnets.inference.checkpoint.KINDS``)."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
+
+
 def find_cause(err: BaseException | None, kind: type[E]) -> E | None:
     """``err`` or the ``kind`` exception it was raised from or during (libraries wrap errors in their
     own: Hydra's ``instantiate`` a constructor's, exporters and plotting an ``OSError``)."""

@@ -46,7 +46,8 @@ from cifar_resnets.app.charts import curve_chart
 from cifar_resnets.cli.app import parse_args, streamlit_args
 from cifar_resnets.data.images import ImageDecodeError, decode_image
 from cifar_resnets.data.synthetic import CIFAR10_CLASSES
-from cifar_resnets.inference.checkpoint import CheckpointError, load_model
+from cifar_resnets.errors import CheckpointError
+from cifar_resnets.inference.checkpoint import load_model
 from cifar_resnets.inference.preprocess import Preprocess
 from cifar_resnets.models.pretrained import pretrained_names
 from cifar_resnets.reporting.runs import find_runs, group_sweeps, read_scalars

@@ -14,7 +14,8 @@ from train_helpers import trained_run
 
 from cifar_resnets.cli.evaluate import main as eval_main
 from cifar_resnets.cli.predict import main as predict_main
-from cifar_resnets.inference.checkpoint import CheckpointError, load_model, read_checkpoint
+from cifar_resnets.errors import CheckpointError
+from cifar_resnets.inference.checkpoint import load_model, read_checkpoint
 
 
 class _Touch:

@@ -23,7 +23,8 @@ import torch
 from train_helpers import read_metrics, run_cli, tiny_overrides
 
 from cifar_resnets.config.compose import compose_train
-from cifar_resnets.inference.checkpoint import CheckpointError, load_model, read_checkpoint
+from cifar_resnets.errors import CheckpointError
+from cifar_resnets.inference.checkpoint import load_model, read_checkpoint
 from cifar_resnets.training.callbacks.checkpointing import EXIT_INTERRUPTED
 from cifar_resnets.training.callbacks.divergence import DivergenceGuard, TrainingDiverged
 from cifar_resnets.training.checkpoint_io import TEMP_PREFIX, atomic_torch_save, remove_stale_partials

@@ -20,8 +20,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from train_helpers import REPO, read_metrics, run_cli, tiny_overrides
 
 from cifar_resnets.config.compose import compose_train
-from cifar_resnets.errors import ConfigError
-from cifar_resnets.inference.checkpoint import CheckpointError
+from cifar_resnets.errors import CheckpointError, ConfigError
 from cifar_resnets.training.resume import resume_command
 from cifar_resnets.training.run_folder import RunFolderWriteError
 from cifar_resnets.training.run_start import RunFolderTaken

@@ -28,7 +28,6 @@ _SUBMODULE_OF = {
     "TorchvisionResNet": "torchvision_nets",
     "resnet18": "torchvision_nets",
     "resnet50": "torchvision_nets",
-    "WeightsMismatchError": "transfer",
     "load_backbone_state": "transfer",
     "read_weights_file": "transfer",
     "WideBasicBlock": "wide_resnet",

@@ -26,7 +26,6 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 from cifar_resnets.errors import ConfigError, DataError
 from cifar_resnets.models.transfer import (
     FreezableBackbone,
-    WeightsMismatchError,
     check_freeze,
     load_backbone_state,
     read_weights_file,
@@ -34,7 +33,6 @@ from cifar_resnets.models.transfer import (
 
 __all__ = [
     "TorchvisionResNet",
-    "WeightsMismatchError",
     "load_backbone_state",
     "read_weights_file",
     "resnet18",

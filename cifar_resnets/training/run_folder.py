@@ -29,7 +29,7 @@ import lightning as L
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import OmegaConf
 
-from cifar_resnets.errors import UserError
+from cifar_resnets.errors import CheckpointError, UserError
 from cifar_resnets.reporting.plots import write_training_history
 from cifar_resnets.training.run_lock import holds_run
 
@@ -100,7 +100,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _checkpoint_step(path: Path) -> int | None:
-    from cifar_resnets.inference.checkpoint import CheckpointError, read_checkpoint
+    from cifar_resnets.inference.checkpoint import read_checkpoint
 
     try:
         return int(read_checkpoint(path).get("global_step", 0))
