@@ -39,6 +39,16 @@ class CheckpointError(UserError, ValueError):
         self.kind = kind
 
 
+class InputError(UserError, ValueError):
+    """A file the user gave to read (an image, an array, labels) or a place asked for an output that
+    cannot be used; the message names it and what to do. ``reason``: what is wrong with the file alone,
+    where a list names the file beside it (the entries of a folder left out)."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = message if reason is None else reason
+
+
 def find_cause(err: BaseException | None, kind: type[E]) -> E | None:
     """``err`` or the ``kind`` exception it was raised from or during (libraries wrap errors in their
     own: Hydra's ``instantiate`` a constructor's, exporters and plotting an ``OSError``)."""

@@ -16,9 +16,9 @@ from train_helpers import Evil, run_cli, trained_run
 from cifar_resnets.cli.predict import main
 from cifar_resnets.data.cifar_files import load_cifar_pickle
 from cifar_resnets.data.images import read_image
-from cifar_resnets.errors import ConfigError
+from cifar_resnets.errors import ConfigError, InputError
 from cifar_resnets.inference.ensembles import ensemble_csvs, majority_vote
-from cifar_resnets.inference.inputs import InputError, read_image_folder, read_input, read_npy_images
+from cifar_resnets.inference.inputs import read_image_folder, read_input, read_npy_images
 from cifar_resnets.inference.methods import predict, predict_csvs
 from cifar_resnets.inference.predictions import write_predictions
 from cifar_resnets.inference.preprocess import Preprocess

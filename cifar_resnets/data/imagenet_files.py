@@ -17,8 +17,8 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from cifar_resnets.data.images import ImageDecodeError, check_image, read_image
-from cifar_resnets.errors import DataError
+from cifar_resnets.data.images import check_image, read_image
+from cifar_resnets.errors import DataError, InputError
 
 log = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -65,7 +65,7 @@ def scan_split(
                 break
             try:
                 check_image(path)
-            except ImageDecodeError:
+            except InputError:
                 bad.append(path)
                 continue
             samples.append((path, label))
@@ -101,7 +101,7 @@ class ImageListDataset(Dataset):
             path, label = self.samples[(i + k) % len(self.samples)]
             try:
                 image = read_image(path)
-            except ImageDecodeError as err:
+            except InputError as err:
                 if path not in self._warned:
                     self._warned.add(path)
                     log.warning("skipping %s", err)

@@ -31,14 +31,10 @@ import numpy as np
 import torch
 
 from cifar_resnets.data.cifar_files import load_cifar_pickle
-from cifar_resnets.data.images import ImageDecodeError, read_image, recognised_format
-from cifar_resnets.errors import DataError, UserError
+from cifar_resnets.data.images import read_image, recognised_format
+from cifar_resnets.errors import DataError, InputError
 from cifar_resnets.inference.predictions import PROB_PREFIX
 from cifar_resnets.inference.preprocess import Preprocess
-
-
-class InputError(UserError, ValueError):
-    """A prediction input or labels file that cannot be used; the message says what to do."""
 
 
 @dataclass
@@ -141,7 +137,7 @@ def read_image_folder(
     for ident, path in files:
         try:
             image = read_image(path, ident)
-        except ImageDecodeError as err:
+        except InputError as err:
             skipped.append((ident, err.reason))
             continue
         ids.append(ident)
@@ -167,10 +163,7 @@ def _is_picture(path: Path) -> bool:
 
 def read_image_file(path: Path, preprocesses: Sequence[Preprocess]) -> PredictionInput:
     """One image file as the view of each of ``preprocesses``; an unusable one is refused in one line."""
-    try:
-        image = read_image(path, str(path))
-    except ImageDecodeError as err:
-        raise InputError(str(err)) from None
+    image = read_image(path, str(path))
     views = {p: p.view(image)[None] for p in dict.fromkeys(preprocesses)}
     return PredictionInput([path.name], views=views, kind="folder")
 

@@ -48,12 +48,11 @@ from typing import Any
 
 import numpy as np
 
-from cifar_resnets.errors import ConfigError, UserError
+from cifar_resnets.errors import ConfigError, InputError, UserError
 from cifar_resnets.inference.checkpoint import LoadedModel, load_model
 from cifar_resnets.inference.ensembles import ensemble_csvs
 from cifar_resnets.inference.evaluate import split_probs
 from cifar_resnets.inference.inputs import (
-    InputError,
     PredictionInput,
     read_input,
     read_label_csv,
