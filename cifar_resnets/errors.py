@@ -9,7 +9,7 @@ traceback, and a sweep records it in the job's ``error.txt``.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 E = TypeVar("E", bound=BaseException)
 
@@ -47,6 +47,17 @@ class InputError(UserError, ValueError):
     def __init__(self, message: str, reason: str | None = None):
         super().__init__(message)
         self.reason = message if reason is None else reason
+
+
+class RunError(UserError, RuntimeError):
+    """A run that cannot start or go on: its folder holds another run, another process works in it (or
+    in a table's folder), a file of it cannot be written, or its loss diverged. ``details``: what the
+    run's record keeps beside the message (where the loss diverged). A diverged run failed rather than
+    its input being refused: it exits with status 1."""
+
+    def __init__(self, message: str, exit_code: int = 2, **details: Any):
+        super().__init__(message)
+        self.exit_code, self.details = exit_code, details
 
 
 def find_cause(err: BaseException | None, kind: type[E]) -> E | None:

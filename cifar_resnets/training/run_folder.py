@@ -10,7 +10,7 @@ never leaves a half-written one and a sweep's reader sees either the old or the 
 A folder that already holds a run (``existing_run``) is the user's result: a continuation that fails or
 is refused records itself under ``attempts/<UTC time>/`` (``metrics.json``, ``error.txt``), never over
 the run's own files. A failure to write (a full disk, a read-only folder, a file where a folder must be)
-becomes one ``RunFolderWriteError`` line naming the path, the cause and the last good checkpoint.
+becomes one ``RunError`` line naming the path, the cause and the last good checkpoint.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import lightning as L
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import OmegaConf
 
-from cifar_resnets.errors import CheckpointError, UserError
+from cifar_resnets.errors import CheckpointError, RunError
 from cifar_resnets.reporting.plots import write_training_history
 from cifar_resnets.training.run_lock import holds_run
 
@@ -46,10 +46,6 @@ WRITE_ERRNOS = {
     errno.EEXIST: "a file stands where a folder must be",
     errno.EISDIR: "a folder stands where a file must be",
 }
-
-
-class RunFolderWriteError(UserError):
-    """A file of the run could not be written; the message names the path, the cause and what was kept."""
 
 
 @dataclass
@@ -189,7 +185,7 @@ class RunFolder:
         if status != "refused":  # a refusal is the command's own one-line error
             log.error("run %s: %s", status, message)
 
-    def write_error(self, err: BaseException) -> RunFolderWriteError | None:
+    def write_error(self, err: BaseException) -> RunError | None:
         """``err`` as one line naming the path and the cause, when it is a failure to write, else None.
 
         With no space left it names the last good checkpoint, which the atomic writes kept whole.
@@ -213,7 +209,7 @@ class RunFolder:
             )
         else:
             message += "; choose a writable folder (hydra.run.dir=...)"
-        return RunFolderWriteError(message)
+        return RunError(message)
 
     def write_training_history(self) -> None:
         """``training_history.png``: the curves without TensorBoard, from the run's logged scalars."""
