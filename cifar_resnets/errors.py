@@ -1,10 +1,13 @@
-"""The one exception class for problems a user can fix.
+"""The exceptions for problems a user can fix: ``UserError`` and its five kinds.
 
-A ``UserError`` is an expected problem: a config value that cannot work, a missing or damaged data
-file, an unreadable image, a checkpoint from another program. Its message is one line that says what
-is wrong and what to do. The command lines print it as ``<prog>: error: <message>`` and exit with
-``exit_code`` (2 unless a subclass says otherwise). Every other exception is a bug: it keeps its
-traceback, and a sweep records it in the job's ``error.txt``.
+A ``UserError`` is an expected problem, of one kind a user can act on: a config value or option that
+cannot work (``ConfigError``), a dataset or weights file missing, damaged or not downloadable
+(``DataError``), a file that is no usable checkpoint (``CheckpointError``), a file to read or a place
+to write that cannot be used (``InputError``), a run that cannot start or go on in its folder
+(``RunError``). Its message is one line that says what is wrong and what to do. The command lines print
+it as ``<prog>: error: <message>`` and exit with ``exit_code`` (2; 1 for a run whose loss diverged).
+Every other exception is a bug: it keeps its traceback, and a sweep records it in the job's
+``error.txt``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ class UserError(Exception):
 
 
 class ConfigError(UserError, ValueError):
-    """A config value that cannot work; the message names the key and what to change."""
+    """A config value or command-line option that cannot work (a missing optional extra too); the message
+    names the key or option and what to change."""
 
 
 class DataError(UserError, FileNotFoundError, ValueError):
@@ -37,6 +41,9 @@ class CheckpointError(UserError, ValueError):
     def __init__(self, message: str, kind: str):
         super().__init__(message)
         self.kind = kind
+
+    def __reduce__(self):  # picklable with its kind (joblib sends a sweep job's failure between processes)
+        return (type(self), (str(self), self.kind))
 
 
 class InputError(UserError, ValueError):
