@@ -32,7 +32,7 @@ from cifar_resnets.bench.device import (
     sync,
     training_device,
 )
-from cifar_resnets.bench.results import BenchError, Result, check_json_target, format_table, write_json
+from cifar_resnets.bench.results import Result, check_json_target, format_table, write_json
 from cifar_resnets.bench.train_config import (
     bench_overrides,
     checked_config,
@@ -43,6 +43,7 @@ from cifar_resnets.bench.train_config import (
 )
 from cifar_resnets.bench.train_path import train_path
 from cifar_resnets.cli.common import user_errors
+from cifar_resnets.errors import ConfigError
 from cifar_resnets.training.step_graph import Recorder
 
 # The plain loop reads its batches from the GPU-resident loader (on the CPU: from CPU tensors), so the
@@ -57,7 +58,7 @@ def plain_precision(cfg: Any) -> str:
 
     precision = str(resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator))
     if precision not in PLAIN_PRECISIONS:
-        raise BenchError(f"trainer.precision={precision}: the raw loop runs {' or '.join(PLAIN_PRECISIONS)}")
+        raise ConfigError(f"trainer.precision={precision}: the raw loop runs {' or '.join(PLAIN_PRECISIONS)}")
     return precision
 
 

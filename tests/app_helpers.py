@@ -16,7 +16,8 @@ from train_helpers import tiny_overrides
 
 from cifar_resnets.config.compose import compose_train
 from cifar_resnets.data.synthetic import _prototypes
-from cifar_resnets.inference.checkpoint import CheckpointError, load_model
+from cifar_resnets.errors import CheckpointError
+from cifar_resnets.inference.checkpoint import load_model
 from cifar_resnets.inference.preprocess import Preprocess
 from cifar_resnets.training.train import train
 

@@ -44,9 +44,10 @@ from train_helpers import REPO
 
 from cifar_resnets.app.charts import curve_chart
 from cifar_resnets.cli.app import parse_args, streamlit_args
-from cifar_resnets.data.images import ImageDecodeError, decode_image
+from cifar_resnets.data.images import decode_image
 from cifar_resnets.data.synthetic import CIFAR10_CLASSES
-from cifar_resnets.inference.checkpoint import CheckpointError, load_model
+from cifar_resnets.errors import CheckpointError, InputError
+from cifar_resnets.inference.checkpoint import load_model
 from cifar_resnets.inference.preprocess import Preprocess
 from cifar_resnets.models.pretrained import pretrained_names
 from cifar_resnets.reporting.runs import find_runs, group_sweeps, read_scalars
@@ -63,7 +64,7 @@ def empty_hub_cache(tmp_path: Path, monkeypatch) -> None:
 
 
 def decoder_says(data: bytes, name: str) -> str:
-    with pytest.raises(ImageDecodeError) as err:
+    with pytest.raises(InputError) as err:
         decode_image(data, name)
     return str(err.value)
 
@@ -767,7 +768,7 @@ def test_decode_image_modes_and_errors() -> None:
     assert np.asarray(white).min() == 255  # 16-bit white stays white
     clear = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
     assert np.asarray(decode_image(png_bytes(clear))).min() == 255  # transparency -> white
-    with pytest.raises(ImageDecodeError, match="is a TIFF image, not one of the accepted formats"):
+    with pytest.raises(InputError, match="is a TIFF image, not one of the accepted formats"):
         decode_image(png_bytes(rgb, "TIFF"), "scan.png")
 
 

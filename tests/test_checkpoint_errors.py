@@ -14,7 +14,8 @@ from train_helpers import trained_run
 
 from cifar_resnets.cli.evaluate import main as eval_main
 from cifar_resnets.cli.predict import main as predict_main
-from cifar_resnets.inference.checkpoint import CheckpointError, load_model, read_checkpoint
+from cifar_resnets.errors import CheckpointError
+from cifar_resnets.inference.checkpoint import load_model, read_checkpoint
 
 
 class _Touch:
@@ -218,3 +219,10 @@ def test_edited_hyper_parameters_are_one_line(
     err = _one_line(capsys, predict_main, argv, "cifar-predict")
     assert f"{path}: {line}" in err and "edited or damaged" in err, err
     assert file_hashes(tmp_path) == before
+
+
+def test_checkpoint_error_survives_pickling_with_its_kind() -> None:
+    """joblib sends a failed sweep job's exception back to the sweep process (a weights file that does
+    not fit, say)."""
+    err = pickle.loads(pickle.dumps(CheckpointError("w.pt does not fit this backbone", "other_model")))
+    assert str(err) == "w.pt does not fit this backbone" and err.kind == "other_model"

@@ -37,7 +37,8 @@ from cifar_resnets.config.checks import RULES, CheckConfigCallback, check_config
 from cifar_resnets.config.compose import compose_train
 from cifar_resnets.config.resources import conf_dir
 from cifar_resnets.config.rules import Choice, Either, Flag, ListOf, Number, Rule, Text, among
-from cifar_resnets.data.augment_spec import AugmentConfigError, AugmentSpec
+from cifar_resnets.data.augment_spec import AugmentSpec
+from cifar_resnets.errors import ConfigError
 
 GROUPS = ("data", "model", "optim", "schedule", "augment", "trainer", "callbacks", "logger")
 # Groups of whole-config presets (`# @package _global_`, like experiments) that bring keys of their own
@@ -283,7 +284,7 @@ def test_augment_spec_and_the_checks_share_one_range(key: str) -> None:
         try:
             AugmentSpec.from_config({**base, key: value})
             spec_refuses = False
-        except AugmentConfigError as err:
+        except ConfigError as err:
             spec_refuses = True
             assert f"augment.{key}=" in str(err)
         assert spec_refuses == (rule.problem(value) is not None)

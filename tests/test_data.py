@@ -13,19 +13,13 @@ import torch
 import yaml
 
 from cifar_resnets.config.resources import conf_dir
-from cifar_resnets.data.cifar import CIFARDataModule, DataConfigError
-from cifar_resnets.data.cifar_files import (
-    CIFARDownloadError,
-    CIFARFileError,
-    CIFARNotFoundError,
-    UnsafePickleError,
-    load_cifar,
-    load_cifar_pickle,
-)
+from cifar_resnets.data.cifar import CIFARDataModule
+from cifar_resnets.data.cifar_files import load_cifar, load_cifar_pickle
 from cifar_resnets.data.gpu_loader import GPUBatchLoader, mix_batch
 from cifar_resnets.data.synthetic import main as synthetic_main
 from cifar_resnets.data.synthetic import write_synthetic_cifar
-from cifar_resnets.data.transforms import AugmentConfigError, AugmentSpec
+from cifar_resnets.data.transforms import AugmentSpec
+from cifar_resnets.errors import ConfigError, DataError
 
 CONF = conf_dir()
 AUGMENT_CONFIGS = sorted(p.stem for p in (CONF / "augment").glob("*.yaml"))
@@ -97,7 +91,7 @@ def dump(path, obj):
 
 
 def test_missing_root_names_full_path_and_fix(tmp_path):
-    with pytest.raises(CIFARNotFoundError) as err:
+    with pytest.raises(DataError) as err:
         load_cifar(tmp_path / "nowhere", "cifar10")
     message = str(err.value)
     assert str((tmp_path / "nowhere" / "cifar-10-batches-py").resolve()) in message
@@ -121,7 +115,7 @@ def test_a_failed_download_is_one_line_that_says_what_to_do(tmp_path, monkeypatc
         raise failure
 
     monkeypatch.setattr(tv_utils, "download_and_extract_archive", fail)
-    with pytest.raises(CIFARDownloadError) as err:
+    with pytest.raises(DataError) as err:
         load_cifar(tmp_path, "cifar10", download=True)
     message = str(err.value)
     assert "\n" not in message and "cifar-10-python.tar.gz" in message
@@ -130,7 +124,7 @@ def test_a_failed_download_is_one_line_that_says_what_to_do(tmp_path, monkeypatc
 
 def test_missing_batch(cifar_copy):
     (cifar_copy / "cifar-10-batches-py" / "data_batch_3").unlink()
-    with pytest.raises(CIFARNotFoundError, match="data_batch_3"):
+    with pytest.raises(DataError, match="data_batch_3"):
         load_cifar(cifar_copy, "cifar10")
 
 
@@ -150,7 +144,7 @@ def test_malformed_batch_gives_one_clear_error(cifar_copy, case):
     obj, pattern = BAD_BATCHES[case]
     path = cifar_copy / "cifar-10-batches-py" / "data_batch_2"
     dump(path, obj)
-    with pytest.raises(CIFARFileError, match=pattern) as err:
+    with pytest.raises(DataError, match=pattern) as err:
         load_cifar(cifar_copy, "cifar10")
     assert "data_batch_2" in str(err.value) and "data.download=true" in str(err.value)
 
@@ -158,13 +152,13 @@ def test_malformed_batch_gives_one_clear_error(cifar_copy, case):
 def test_truncated_file(cifar_copy):
     path = cifar_copy / "cifar-10-batches-py" / "test_batch"
     path.write_bytes(path.read_bytes()[:5000])
-    with pytest.raises(CIFARFileError, match="test_batch is truncated"):
+    with pytest.raises(DataError, match="test_batch is truncated"):
         load_cifar(cifar_copy, "cifar10")
 
 
 def test_bad_meta(cifar_copy):
     dump(cifar_copy / "cifar-10-batches-py" / "batches.meta", {b"label_names": [b"a", b"b"]})
-    with pytest.raises(CIFARFileError, match="10 class names"):
+    with pytest.raises(DataError, match="10 class names"):
         load_cifar(cifar_copy, "cifar10")
 
 
@@ -189,9 +183,9 @@ def test_malicious_pickle_is_refused_and_runs_nothing(cifar_copy, tmp_path, expl
     marker = tmp_path / "pwned"
     path = cifar_copy / "cifar-10-batches-py" / "data_batch_1"
     dump(path, {b"data": exploit(marker), b"labels": [0]})
-    with pytest.raises(UnsafePickleError, match="refuses to load .*this file is not a CIFAR batch"):
+    with pytest.raises(DataError, match="refuses to load .*this file is not a CIFAR batch"):
         load_cifar(cifar_copy, "cifar10")
-    with pytest.raises(UnsafePickleError):
+    with pytest.raises(DataError):
         load_cifar_pickle(path)
     assert not marker.exists()
 
@@ -385,7 +379,7 @@ def test_loader_rejects_bad_input():
         GPUBatchLoader(torch.zeros(4, 3, 32, 32), torch.zeros(4), 2, train=True, mean=MEAN0, std=STD1)
     with pytest.raises(ValueError, match="num_classes"):
         loader(coordinate_images(4), augment={"mixup_alpha": 1.0, "mixup_prob": 0.5})
-    with pytest.raises(AugmentConfigError, match="unknown augment keys"):
+    with pytest.raises(ConfigError, match="unknown augment keys"):
         loader(coordinate_images(4), augment={"rotate": 3})
     with pytest.raises(ValueError, match=r"augment.crop_padding=32 must be smaller than the 32x32 images"):
         loader(coordinate_images(4), augment={"crop_padding": 32})
@@ -413,17 +407,17 @@ def test_datamodule_no_validation_and_num_train(synthetic_cifar10):
     dm.setup("fit")
     assert dm.val_dataloader() == [] and dm.train_arrays()[0].shape[0] == 300 and dm.steps_per_epoch == 3
     too_many = CIFARDataModule("cifar10", str(synthetic_cifar10), val_size=100, num_train=500)
-    with pytest.raises(DataConfigError, match="num_train=500 but only 412"):
+    with pytest.raises(ConfigError, match="num_train=500 but only 412"):
         too_many.setup("fit")
-    with pytest.raises(DataConfigError, match="val_size"):
+    with pytest.raises(ConfigError, match="val_size"):
         CIFARDataModule("cifar10", str(synthetic_cifar10), val_size=512).setup("fit")
-    with pytest.raises(DataConfigError, match="loader"):
+    with pytest.raises(ConfigError, match="loader"):
         CIFARDataModule(loader="tpu")
 
 
 def test_datamodule_missing_data_message(tmp_path):
     dm = CIFARDataModule("cifar100", str(tmp_path / "absent"))
-    with pytest.raises(CIFARNotFoundError, match="cifar-100-python does not exist; set data.root="):
+    with pytest.raises(DataError, match="cifar-100-python does not exist; set data.root="):
         dm.setup("fit")
 
 

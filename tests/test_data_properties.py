@@ -9,8 +9,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cifar_resnets.data.cifar_files import CIFARFileError, load_cifar_pickle
+from cifar_resnets.data.cifar_files import load_cifar_pickle
 from cifar_resnets.data.gpu_loader import GPUBatchLoader, crop_flip_indices, gather_crops
+from cifar_resnets.errors import DataError
 
 SETTINGS = settings(max_examples=30, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 
@@ -92,7 +93,7 @@ def test_reader_on_mutated_files_fails_cleanly_or_reads(tmp_path_factory, seed, 
     path.write_bytes(bytes(raw))
     try:
         images, labels = load_cifar_pickle(path, num_classes=10)
-    except CIFARFileError:
+    except DataError:
         return
     assert images.dtype == np.uint8 and images.shape[1:] == (3, 32, 32)
     assert labels is None or (labels.shape == (images.shape[0],) and labels.min() >= 0 and labels.max() < 10)

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from cifar_resnets.data.cifar import CIFARDataModule, DataConfigError
+from cifar_resnets.data.cifar import CIFARDataModule
 from cifar_resnets.data.cifar_files import load_cifar
 from cifar_resnets.data.gpu_loader import GPUBatchLoader, resize
 from cifar_resnets.data.transforms import eval_view, normalize
+from cifar_resnets.errors import ConfigError
 
 STRONG = {
     "rotation": 15.0,
@@ -120,11 +121,11 @@ def test_classes_subset_relabels_in_given_order(synthetic_cifar10: Path) -> None
     ],
 )
 def test_bad_subset_and_size_values_fail_clearly(synthetic_cifar10: Path, kwargs: dict, needle: str) -> None:
-    with pytest.raises(DataConfigError, match=needle):
+    with pytest.raises(ConfigError, match=needle):
         CIFARDataModule("cifar10", str(synthetic_cifar10), **kwargs)
 
 
 def test_num_train_larger_than_the_subset_says_so(synthetic_cifar10: Path) -> None:
     dm = CIFARDataModule("cifar10", str(synthetic_cifar10), classes=[0, 1], val_size=10, num_train=400)
-    with pytest.raises(DataConfigError, match="num_train=400"):
+    with pytest.raises(ConfigError, match="num_train=400"):
         dm.setup("fit")

@@ -16,7 +16,7 @@ from train_helpers import Evil, read_metrics, run_cli, trained_run
 from cifar_resnets.cli.common import keyvalue_to_options
 from cifar_resnets.cli.evaluate import main
 from cifar_resnets.data.transforms import eval_view
-from cifar_resnets.inference.checkpoint import CheckpointError
+from cifar_resnets.errors import CheckpointError
 from cifar_resnets.inference.evaluate import evaluate
 from cifar_resnets.inference.predict import tta_views
 from cifar_resnets.inference.report import classification_report

@@ -18,8 +18,9 @@ from cifar_resnets.cli.evaluate import main as eval_main  # noqa: E402
 from cifar_resnets.cli.export import main as export_main  # noqa: E402
 from cifar_resnets.cli.predict import main as predict_main  # noqa: E402
 from cifar_resnets.data.cifar_files import load_cifar_pickle  # noqa: E402
+from cifar_resnets.errors import CheckpointError
 from cifar_resnets.export.exporter import export_checkpoint, onnx_probs  # noqa: E402
-from cifar_resnets.inference.checkpoint import CheckpointError, load_model  # noqa: E402
+from cifar_resnets.inference.checkpoint import load_model  # noqa: E402
 from cifar_resnets.inference.predict import predict_probs  # noqa: E402
 
 

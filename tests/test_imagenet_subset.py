@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from cifar_resnets.config.resources import conf_dir
-from cifar_resnets.data.imagenet_subset import ImageNetSubsetDataModule, ImageNetSubsetError
+from cifar_resnets.data.imagenet_subset import ImageNetSubsetDataModule
 from cifar_resnets.data.synthetic import write_synthetic_imagenet
+from cifar_resnets.errors import DataError
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +58,14 @@ def test_damaged_pixels_fall_back_to_next_image(tree, tmp_path):
 
 
 def test_missing_root_and_bad_classes(tree, tmp_path):
-    with pytest.raises(ImageNetSubsetError, match="does not exist"):
+    with pytest.raises(DataError, match="does not exist"):
         ImageNetSubsetDataModule(str(tmp_path / "absent")).setup("fit")
-    with pytest.raises(ImageNetSubsetError, match="holds 3 classes"):
+    with pytest.raises(DataError, match="holds 3 classes"):
         ImageNetSubsetDataModule(str(tree), classes=5)
-    with pytest.raises(ImageNetSubsetError, match="not found"):
+    with pytest.raises(DataError, match="not found"):
         ImageNetSubsetDataModule(str(tree), classes=["n99999999"])
     (tmp_path / "only_train" / "train" / "n1").mkdir(parents=True)
-    with pytest.raises(ImageNetSubsetError, match="val"):
+    with pytest.raises(DataError, match="val"):
         ImageNetSubsetDataModule(str(tmp_path / "only_train"), classes=1).setup("fit")
 
 

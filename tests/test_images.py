@@ -8,13 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from cifar_resnets.data.images import (
-    ImageDecodeError,
-    check_image,
-    decode_image,
-    read_image,
-    recognised_format,
-)
+from cifar_resnets.data.images import check_image, decode_image, read_image, recognised_format
+from cifar_resnets.errors import InputError
 
 
 def encode(image: Image.Image, fmt: str, **save_args) -> bytes:
@@ -37,12 +32,12 @@ def test_format_is_decided_by_content_not_by_name(tmp_path) -> None:
     assert decoded.mode == "RGB" and decoded.size == (24, 16)  # a GIF, read as one
     tiff = tmp_path / "scan.png"
     tiff.write_bytes(encode(pattern(), "TIFF"))
-    with pytest.raises(ImageDecodeError, match="a TIFF image, not one of the accepted formats") as err:
+    with pytest.raises(InputError, match="a TIFF image, not one of the accepted formats") as err:
         read_image(tiff)
     assert "PNG, JPEG, WebP, BMP, GIF" in err.value.reason
     text = tmp_path / "photo.jpg"
     text.write_text("model: resnet20\n")
-    with pytest.raises(ImageDecodeError, match="is not an image"):
+    with pytest.raises(InputError, match="is not an image"):
         read_image(text)
     assert recognised_format(b"GIF89a" + b"\0" * 10) == "GIF" and recognised_format(b"hello") is None
 
@@ -100,28 +95,28 @@ def test_16_bit_cmyk_grey_and_palette_become_rgb() -> None:
 
 
 def test_bad_files_each_give_their_reason(tmp_path, monkeypatch) -> None:
-    with pytest.raises(ImageDecodeError, match="is empty"):
+    with pytest.raises(InputError, match="is empty"):
         decode_image(b"", "empty.png")
     whole = encode(pattern(64, 64), "PNG")
-    with pytest.raises(ImageDecodeError, match="truncated or corrupt") as err:
+    with pytest.raises(InputError, match="truncated or corrupt") as err:
         decode_image(whole[: len(whole) // 2], "cut.png")
     assert str(err.value).startswith("cut.png is truncated or corrupt") and "\n" not in str(err.value)
-    with pytest.raises(ImageDecodeError, match="truncated or corrupt"):
+    with pytest.raises(InputError, match="truncated or corrupt"):
         decode_image(b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "header.png")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 4096 px: more than twice the limit
-    with pytest.raises(ImageDecodeError, match="too large: a possible decompression bomb .4,096 pixels"):
+    with pytest.raises(InputError, match="too large: a possible decompression bomb .4,096 pixels"):
         decode_image(whole, "big.png")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3000)  # between 1x and 2x: Pillow only warns
-    with pytest.raises(ImageDecodeError, match="too large"):
+    with pytest.raises(InputError, match="too large"):
         decode_image(whole, "big.png")
     path = tmp_path / "big.png"
     path.write_bytes(whole)
-    with pytest.raises(ImageDecodeError, match="too large"):
+    with pytest.raises(InputError, match="too large"):
         check_image(path)  # the header check refuses it too, without decoding
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
     check_image(path)
-    with pytest.raises(ImageDecodeError, match="unreadable"):
+    with pytest.raises(InputError, match="unreadable"):
         read_image(tmp_path / "missing.png")
     monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
-    with pytest.raises(ImageDecodeError, match="LOAD_TRUNCATED_IMAGES"):
+    with pytest.raises(InputError, match="LOAD_TRUNCATED_IMAGES"):
         decode_image(whole)

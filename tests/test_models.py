@@ -11,14 +11,12 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from cifar_resnets.config.resources import conf_dir
-from cifar_resnets.errors import UserError
+from cifar_resnets.errors import CheckpointError, DataError, UserError
 from cifar_resnets.models import (
     CBAM,
     AttentionResNet,
     BasicBlock,
     CifarResNet,
-    WeightsDownloadError,
-    WeightsMismatchError,
     ZeroPadShortcut,
     resnet18,
     resnet50,
@@ -316,7 +314,7 @@ def test_mismatched_weights_file_names_the_layers(tmp_path):
     sd["layer5.weight"] = torch.zeros(1)
     path = tmp_path / "bad.pt"
     torch.save(sd, path)
-    with pytest.raises(WeightsMismatchError, match="3 mismatched layers") as info:
+    with pytest.raises(CheckpointError, match="3 mismatched layers") as info:
         resnet18(num_classes=10, weights_path=path)
     msg = str(info.value)
     assert "layer1.0.conv1.weight" in msg and "layer4.1.bn2.running_var" in msg and "layer5.weight" in msg
@@ -326,7 +324,7 @@ def test_mismatched_weights_file_names_the_layers(tmp_path):
 def test_resnet18_file_does_not_fit_resnet50(tmp_path):
     path = tmp_path / "r18.pt"
     torch.save(resnet18(num_classes=10).state_dict(), path)
-    with pytest.raises(WeightsMismatchError, match="mismatched layers"):
+    with pytest.raises(CheckpointError, match="mismatched layers"):
         resnet50(num_classes=10, weights_path=path)
 
 
@@ -346,7 +344,7 @@ def test_weights_file_errors(tmp_path):
         resnet18(num_classes=10, weights_path=tmp_path / "missing.pt")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(WeightsMismatchError):
+    with pytest.raises(CheckpointError):
         resnet18(num_classes=10, weights_path=junk)
     with pytest.raises(ValueError, match="not both"):
         resnet18(num_classes=10, weights="IMAGENET1K_V1", weights_path=junk)
@@ -368,7 +366,7 @@ def test_download_failure_suggests_weights_path(monkeypatch):
         raise OSError("Name or service not known")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    with pytest.raises(WeightsDownloadError, match="weights_path"):
+    with pytest.raises(DataError, match="weights_path"):
         resnet18(num_classes=10, weights="IMAGENET1K_V1")
 
 

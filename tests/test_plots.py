@@ -57,16 +57,14 @@ def test_markdown_and_csv_of_rows() -> None:
     ok = RowResult(
         table.rows[0], [8.0, 9.0], 2, 182, 64000, 600.0, 13000.0, [], [], ["CPU"], ["torch 2.14.1"]
     )
-    failed = RowResult(
-        RowSpec("r2", (), None), [], 2, None, None, None, None, ["WeightsDownloadError: offline"], []
-    )
+    failed = RowResult(RowSpec("r2", (), None), [], 2, None, None, None, None, ["DataError: offline"], [])
     markdown = to_markdown(table, [ok, failed])
     row = (
         "| r1 | 8.50 ± 0.71 | 8.00, 9.00 | 8.75 | -0.25 | 2/2 | 182 | 64000 | 10:00 | 13,000 "
         "| CPU: torch 2.14.1 | ok |"
     )
     assert row in markdown
-    assert "| r2 | — | — | — | — | 0/2 |" in markdown and "failed: WeightsDownloadError: offline" in markdown
+    assert "| r2 | — | — | — | — | 0/2 |" in markdown and "failed: DataError: offline" in markdown
     csv_text = to_csv(table, [ok, failed])
     assert "r1,model=resnet20,test/acc,error %,8.5000,0.7071,2,2,8.7500,-0.2500" in csv_text
     assert ok.difference == pytest.approx(-0.25)

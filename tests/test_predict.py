@@ -16,10 +16,10 @@ from train_helpers import Evil, run_cli, trained_run
 from cifar_resnets.cli.predict import main
 from cifar_resnets.data.cifar_files import load_cifar_pickle
 from cifar_resnets.data.images import read_image
+from cifar_resnets.errors import ConfigError, InputError
 from cifar_resnets.inference.ensembles import ensemble_csvs, majority_vote
-from cifar_resnets.inference.inputs import InputError, read_image_folder, read_input, read_npy_images
+from cifar_resnets.inference.inputs import read_image_folder, read_input, read_npy_images
 from cifar_resnets.inference.methods import predict, predict_csvs
-from cifar_resnets.inference.options import PredictError
 from cifar_resnets.inference.predictions import write_predictions
 from cifar_resnets.inference.preprocess import Preprocess
 from cifar_resnets.inference.thresholds import apply_thresholds, tune_thresholds
@@ -278,9 +278,9 @@ def test_tuning_without_a_validation_split_says_so(ckpt: Path, test_batch: Path,
     content["hyper_parameters"]["config"]["data"]["val_size"] = 0
     no_val = tmp_path / "no_val.ckpt"
     torch.save(content, no_val)
-    with pytest.raises(PredictError, match="no validation split"):
+    with pytest.raises(ConfigError, match="no validation split"):
         predict(test_batch, [no_val], "class_specialized", device="cpu")
-    with pytest.raises(PredictError, match="validation split"):
+    with pytest.raises(ConfigError, match="validation split"):
         predict(test_batch, [ckpt], "adaptive", data_root=str(tmp_path / "nowhere"), device="cpu")
 
 

@@ -27,7 +27,7 @@ from cifar_resnets.inference.evaluate import evaluate
 from cifar_resnets.inference.predict import predict_probs
 from cifar_resnets.models import pretrained_names
 from cifar_resnets.models.build import build_net
-from cifar_resnets.models.pretrained import CLASS_NAMES, PretrainedError, pretrained_net
+from cifar_resnets.models.pretrained import CLASS_NAMES, pretrained_net
 from cifar_resnets.reproduce.plan import smoke_overrides
 from cifar_resnets.training.train import train
 
@@ -115,7 +115,7 @@ def test_names_cover_both_releases_with_hash_named_files() -> None:
         assert release.url.startswith(f"https://github.com/{release.project}/")
         assert release.license in ("BSD-2-Clause", "BSD-3-Clause") and 60 < release.published_accuracy < 95
         assert len(release.file_name.rsplit("-", 1)[1].split(".")[0]) == 8  # torch.hub's hash prefix
-    with pytest.raises(PretrainedError, match="choose one of pretrained:akamaster/resnet20"):
+    with pytest.raises(ConfigError, match="choose one of pretrained:akamaster/resnet20"):
         load_model("pretrained:akamaster/resnet21")
 
 

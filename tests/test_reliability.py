@@ -23,9 +23,10 @@ import torch
 from train_helpers import read_metrics, run_cli, tiny_overrides
 
 from cifar_resnets.config.compose import compose_train
-from cifar_resnets.inference.checkpoint import CheckpointError, load_model, read_checkpoint
+from cifar_resnets.errors import CheckpointError, RunError
+from cifar_resnets.inference.checkpoint import load_model, read_checkpoint
 from cifar_resnets.training.callbacks.checkpointing import EXIT_INTERRUPTED
-from cifar_resnets.training.callbacks.divergence import DivergenceGuard, TrainingDiverged
+from cifar_resnets.training.callbacks.divergence import DivergenceGuard
 from cifar_resnets.training.checkpoint_io import TEMP_PREFIX, atomic_torch_save, remove_stale_partials
 from cifar_resnets.training.train import train
 
@@ -156,20 +157,20 @@ def test_absurd_learning_rate_stops_with_step_epoch_lr_and_keeps_a_good_checkpoi
             "callbacks.mid_epoch_checkpoint.every_n_train_steps": 2,
         },
     )
-    with pytest.raises(TrainingDiverged) as info:
+    with pytest.raises(RunError) as info:
         train(compose_train(overrides, output_dir=tmp_path))
     message = str(info.value)
     err = info.value
+    step, epoch, lr = err.details["step"], err.details["epoch"], err.details["lr"]
     # The lr the diverging step used (a warmup may scale the configured one).
-    assert (
-        0 < err.lr <= 1e6 and f"step {err.step} (epoch {err.epoch}" in message and f"lr {err.lr:g}" in message
-    )
+    assert 0 < lr <= 1e6 and f"step {step} (epoch {epoch}" in message and f"lr {lr:g}" in message
+    assert err.exit_code == 1
     metrics = read_metrics(tmp_path)
-    assert metrics["status"] == "diverged" and metrics["lr"] == err.lr and metrics["step"] == err.step
+    assert metrics["status"] == "diverged" and metrics["lr"] == lr and metrics["step"] == step
     assert "diverged" in (tmp_path / "error.txt").read_text()
     last = tmp_path / "checkpoints" / "last.ckpt"
     assert metrics["last_checkpoint"] == str(last)
-    assert 0 < _step(last) < info.value.step
+    assert 0 < _step(last) < step
     for ckpt in (tmp_path / "checkpoints").glob("*.ckpt"):
         state = read_checkpoint(ckpt)["state_dict"]
         assert all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point()), ckpt
@@ -199,14 +200,16 @@ def test_divergence_flag_is_read_only_every_n_steps_and_names_the_first_bad_step
         guard.on_train_batch_end(trainer, None, {"loss": torch.tensor(loss)}, None, batch_idx)  # no raise yet
     guard.on_train_batch_start(trainer, None, None, 3)
     trainer.global_step += 1
-    with pytest.raises(TrainingDiverged, match=r"loss is nan at step 2 \(epoch 2, batch 1\) with lr 0.25"):
+    with pytest.raises(RunError, match=r"loss is nan at step 2 \(epoch 2, batch 1\) with lr 0.25"):
         guard.on_train_batch_end(trainer, None, {"loss": torch.tensor(losses[3])}, None, 3)
 
 
 def test_diverged_error_survives_pickling() -> None:
     """joblib sends a failed job's exception back to the sweep process."""
-    err = pickle.loads(pickle.dumps(TrainingDiverged("boom", step=3, epoch=1, lr=0.5, last_checkpoint="x")))
-    assert str(err) == "boom" and err.as_dict() == {"step": 3, "epoch": 1, "lr": 0.5, "last_checkpoint": "x"}
+    sent = RunError("boom", exit_code=1, step=3, epoch=1, lr=0.5, last_checkpoint="x")
+    err = pickle.loads(pickle.dumps(sent))
+    assert str(err) == "boom" and err.exit_code == 1
+    assert err.details == {"step": 3, "epoch": 1, "lr": 0.5, "last_checkpoint": "x"}
 
 
 # ----------------------------------------------------------------------------- unsafe checkpoints
@@ -273,7 +276,11 @@ def test_failing_sweep_job_is_recorded_and_the_others_finish(synthetic_cifar10: 
     assert proc.returncode != 0  # Hydra reports the failed job at the end
     assert (sweep / "1").is_dir(), proc.stderr[-3000:]
     bad = read_metrics(sweep / "0")
-    assert bad["status"] == "diverged" and "TrainingDiverged" in bad["error"] and bad["lr"] >= 1e4
+    assert (
+        bad["status"] == "diverged"
+        and bad["error"].startswith("RunError: training diverged")
+        and bad["lr"] >= 1e4
+    )
     assert "Traceback" in (sweep / "0" / "error.txt").read_text()
     good = read_metrics(sweep / "1")
     assert good["status"] == "completed" and good["steps"] == 4
@@ -309,7 +316,9 @@ def test_parallel_sweep_records_each_jobs_result_in_its_own_folder(
         if overrides["data.val_size"] == "600":
             assert metrics["status"] == "failed" and "data.val_size" in metrics["error"], metrics
         elif float(overrides["optim.lr"]) > 1:  # Hydra writes 1e6 as 1000000.0
-            assert metrics["status"] == "diverged" and "TrainingDiverged" in metrics["error"], metrics
+            assert metrics["status"] == "diverged" and metrics["error"].startswith(
+                "RunError: training diverged"
+            ), metrics
         else:
             assert metrics["status"] == "completed" and metrics["steps"] == 4, job
         seen.add((overrides["optim.lr"], overrides["data.val_size"]))

@@ -32,7 +32,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from train_helpers import read_metrics, run_cli, tiny_overrides
 
 from cifar_resnets.config.compose import compose_train
-from cifar_resnets.inference.checkpoint import CheckpointError, read_checkpoint
+from cifar_resnets.errors import CheckpointError
+from cifar_resnets.inference.checkpoint import read_checkpoint
 from cifar_resnets.training.train import train
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

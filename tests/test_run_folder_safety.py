@@ -20,11 +20,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from train_helpers import REPO, read_metrics, run_cli, tiny_overrides
 
 from cifar_resnets.config.compose import compose_train
-from cifar_resnets.errors import ConfigError
-from cifar_resnets.inference.checkpoint import CheckpointError
+from cifar_resnets.errors import CheckpointError, ConfigError, RunError
 from cifar_resnets.training.resume import resume_command
-from cifar_resnets.training.run_folder import RunFolderWriteError
-from cifar_resnets.training.run_start import RunFolderTaken
 from cifar_resnets.training.train import train
 
 
@@ -62,7 +59,7 @@ def test_a_new_run_into_a_finished_runs_folder_is_refused_and_changes_nothing(
     synthetic_cifar10: Path, run: Path, hash_folder
 ) -> None:
     before = hash_folder(run)
-    with pytest.raises(RunFolderTaken) as info:
+    with pytest.raises(RunError) as info:
         train(compose_train(_overrides(synthetic_cifar10, **{"trainer.max_epochs": 1}), output_dir=run))
     message = str(info.value)
     assert len(message.splitlines()) == 1
@@ -141,7 +138,7 @@ def test_no_space_left_names_the_file_and_the_last_good_checkpoint(
     run_dir = tmp_path / "run"
     full = "+trainer.plugins=[{_target_:fault_injection.DiskFullCheckpointIO,file:last.ckpt,step:4}]"
     cfg = compose_train([*_overrides(synthetic_cifar10), full], output_dir=run_dir)
-    with pytest.raises(RunFolderWriteError) as info:
+    with pytest.raises(RunError) as info:
         train(cfg)
     last = run_dir / "checkpoints" / "last.ckpt"
     assert str(info.value) == (
@@ -160,7 +157,7 @@ def test_a_file_where_the_checkpoint_folder_must_be_is_one_line(
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "checkpoints").write_text("not a folder\n")
-    with pytest.raises(RunFolderWriteError) as info:
+    with pytest.raises(RunError) as info:
         train(compose_train(_overrides(synthetic_cifar10), output_dir=run_dir))
     message = str(info.value)
     assert len(message.splitlines()) == 1 and "a file stands where a folder must be" in message

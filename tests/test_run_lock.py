@@ -16,7 +16,8 @@ import fault_injection
 import pytest
 from train_helpers import REPO, read_metrics, run_cli, tiny_overrides
 
-from cifar_resnets.training.run_lock import LOCK_NAME, RunFolderBusy, acquire, release, run_folder_lock
+from cifar_resnets.errors import RunError
+from cifar_resnets.training.run_lock import LOCK_NAME, acquire, release, run_folder_lock
 
 # A process that locks the folder in argv[1] and then waits for a line on stdin (or kills itself).
 HOLDER = (
@@ -49,7 +50,7 @@ def _files(folder: Path) -> dict[str, bytes]:
 def test_a_folder_held_by_a_live_process_is_refused_with_its_pid(tmp_path: Path) -> None:
     holder = _holder(tmp_path, "wait")
     try:
-        with pytest.raises(RunFolderBusy) as info:
+        with pytest.raises(RunError) as info:
             acquire(tmp_path)
         message = str(info.value)
         assert f"pid {holder.pid} on " in message and "hydra.run.dir" in message
@@ -82,7 +83,7 @@ def test_the_process_holding_a_folder_may_enter_it_again(tmp_path: Path) -> None
         text=True,
         timeout=60,
     )
-    assert other.returncode == 1 and "RunFolderBusy" in other.stderr  # still held by the outer acquire
+    assert other.returncode == 1 and "RunError" in other.stderr  # still held by the outer acquire
     release(tmp_path)
     assert (tmp_path / LOCK_NAME).read_text() == ""
 

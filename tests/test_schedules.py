@@ -7,8 +7,9 @@ import torch
 from train_helpers import tiny_overrides
 
 from cifar_resnets.config.compose import compose_train
+from cifar_resnets.errors import ConfigError
 from cifar_resnets.training.build import build_datamodule, build_module, build_trainer
-from cifar_resnets.training.schedules import ScheduleConfigError, cosine, multistep, onecycle, planned_steps
+from cifar_resnets.training.schedules import cosine, multistep, onecycle, planned_steps
 
 
 def _lrs(factory, steps: int = 100, **kwargs) -> list[float]:
@@ -61,7 +62,7 @@ def test_onecycle_peaks_at_the_optimizer_lr() -> None:
     ],
 )
 def test_impossible_schedules_are_refused(kwargs: dict) -> None:
-    with pytest.raises(ScheduleConfigError):
+    with pytest.raises(ConfigError):
         _lrs(multistep, **kwargs)
 
 

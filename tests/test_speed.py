@@ -15,6 +15,7 @@ from lightning.pytorch.callbacks import EMAWeightAveraging
 from train_helpers import tiny_overrides
 
 from cifar_resnets.config.compose import compose_train
+from cifar_resnets.errors import ConfigError
 from cifar_resnets.models.cifar_resnet import CifarResNet
 from cifar_resnets.training import build
 from cifar_resnets.training.build import (
@@ -25,7 +26,7 @@ from cifar_resnets.training.build import (
     compile_mode,
     uses_step_graph,
 )
-from cifar_resnets.training.callbacks.ema import EMAConfigError, FastEMA
+from cifar_resnets.training.callbacks.ema import FastEMA
 
 
 def _fit(cfg, callbacks=(), **trainer_overrides):
@@ -381,9 +382,9 @@ def test_validation_before_the_first_ema_update_sees_the_trained_weights(synthet
 
 
 def test_fast_ema_refuses_bad_settings():
-    with pytest.raises(EMAConfigError, match="decay"):
+    with pytest.raises(ConfigError, match="decay"):
         FastEMA(decay=1.5)
-    with pytest.raises(EMAConfigError, match="update_every_n_steps"):
+    with pytest.raises(ConfigError, match="update_every_n_steps"):
         FastEMA(update_every_n_steps=0)
 
 

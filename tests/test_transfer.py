@@ -24,8 +24,8 @@ import torch
 from train_helpers import tiny_overrides
 
 from cifar_resnets.config.compose import compose_train
-from cifar_resnets.errors import UserError
-from cifar_resnets.models import CifarResNet, WeightsMismatchError
+from cifar_resnets.errors import CheckpointError, UserError
+from cifar_resnets.models import CifarResNet
 from cifar_resnets.training.train import train
 
 PRETRAIN_CLASSES = "[0,1,2,3,4]"
@@ -73,9 +73,9 @@ def test_cifar_resnet_loads_backbone_only_from_state_dict(tmp_path: Path) -> Non
 
 def test_cifar_resnet_mismatch_names_layers(tmp_path: Path) -> None:
     torch.save(CifarResNet(depth=20, shortcut="B").state_dict(), tmp_path / "b.pt")
-    with pytest.raises(WeightsMismatchError, match=r"mismatched layers.*layer2\.0\.shortcut"):
+    with pytest.raises(CheckpointError, match=r"mismatched layers.*layer2\.0\.shortcut"):
         CifarResNet(depth=20, shortcut="A", weights_path=tmp_path / "b.pt")
-    with pytest.raises(WeightsMismatchError, match=r"layer1\.3\..*\(missing\)"):
+    with pytest.raises(CheckpointError, match=r"layer1\.3\..*\(missing\)"):
         CifarResNet(depth=32, shortcut="B", weights_path=tmp_path / "b.pt")
     with pytest.raises(UserError, match="weights_path"):
         CifarResNet(weights_path=tmp_path / "absent.pt")

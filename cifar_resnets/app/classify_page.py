@@ -28,11 +28,11 @@ from cifar_resnets.app.models_page import Picked
 from cifar_resnets.data.images import (
     ACCEPTED_EXTENSIONS,
     ACCEPTED_TEXT,
-    ImageDecodeError,
     decode_image,
     pixel_limit_text,
     recognised_format,
 )
+from cifar_resnets.errors import InputError
 from cifar_resnets.inference.options import TTA_MODES
 
 if TYPE_CHECKING:
@@ -148,7 +148,7 @@ def decode(digest: str, name: str, source: str, _data: bytes) -> Decoded:
     """An image file decoded once per content (``digest``), with its caption and thumbnail."""
     try:
         image = decode_image(_data, name)
-    except ImageDecodeError as err:
+    except InputError as err:
         return Decoded(None, "", refusal=str(err))
     width, height = image.size
     if source == "uploaded":

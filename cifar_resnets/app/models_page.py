@@ -16,10 +16,11 @@ import streamlit as st
 
 from cifar_resnets.app.scan import Scan
 from cifar_resnets.app.text import NOT_TESTED, clean_path_text, number, percent, shortened, started
+from cifar_resnets.errors import CheckpointError
 from cifar_resnets.reporting.runs import Run
 
 if TYPE_CHECKING:
-    from cifar_resnets.inference.checkpoint import CheckpointError, LoadedModel
+    from cifar_resnets.inference.checkpoint import LoadedModel
 
 # A source version: resolved path, modification time (ns) and size of a file, or (the named model or
 # missing path, 0, 0); the key of every cache below.
@@ -77,7 +78,7 @@ def source_version(source: str) -> Version:
 def load_version(source: str, mtime_ns: int, size: int) -> LoadedModel | CheckpointError:
     """The net of one source version, or why it cannot be used; a refusal is kept like a net, so a
     broken file is read once per version, not on every click."""
-    from cifar_resnets.inference.checkpoint import CheckpointError, load_model
+    from cifar_resnets.inference.checkpoint import load_model
 
     try:
         return load_model(source)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cifar_resnets.bench.results import BenchError
+from cifar_resnets.errors import ConfigError
 
 
 def prepare_data(data_root: str | None, synthetic_train: int, workdir: Path) -> tuple[Path, str]:
@@ -12,7 +12,7 @@ def prepare_data(data_root: str | None, synthetic_train: int, workdir: Path) -> 
     if data_root:
         root = Path(data_root)
         if not (root / "cifar-10-batches-py").is_dir():
-            raise BenchError(
+            raise ConfigError(
                 f"--data-root {root} holds no cifar-10-batches-py folder; write one with "
                 "cifar10_from_jpeg.py or leave --data-root out for synthetic data"
             )

@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from cifar_resnets.bench.device import peak_memory_mib, reset_peak_memory, sync, training_device
-from cifar_resnets.bench.results import BenchError, Result
+from cifar_resnets.bench.results import Result
 from cifar_resnets.config.compose import compose_train
+from cifar_resnets.errors import ConfigError
 
 
 def reference_path(root: Path, model: str, batch_size: int, steps: int, warmup: int, workers: int) -> Result:
@@ -31,7 +32,7 @@ def reference_path(root: Path, model: str, batch_size: int, steps: int, warmup: 
     dm = CIFARDataModule(root=str(root), val_size=0)
     images, labels = (t.numpy() for t in dm.train_arrays())
     if images.shape[0] < batch_size:
-        raise BenchError(f"batch size {batch_size} is larger than the {images.shape[0]} training images")
+        raise ConfigError(f"batch size {batch_size} is larger than the {images.shape[0]} training images")
     tf = T.Compose(
         [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(dm.mean, dm.std)]
     )

@@ -9,13 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cifar_resnets.errors import UserError
+from cifar_resnets.errors import InputError
 
 PATHS = ("reference", "cifar-train")  # cifar-bench's two paths (package docstring)
-
-
-class BenchError(UserError, ValueError):
-    """A cifar-bench argument that cannot work."""
 
 
 @dataclass
@@ -66,19 +62,19 @@ def check_json_target(path: Path | None) -> None:
     if path is None:
         return
     if path.is_dir():
-        raise BenchError(f"--json {path} is a folder; name a file inside it, e.g. {path / 'bench.json'}")
+        raise InputError(f"--json {path} is a folder; name a file inside it, e.g. {path / 'bench.json'}")
     nearest = next(p for p in path.parents if p.exists())  # the root always exists
     if not nearest.is_dir():
-        raise BenchError(f"--json {path}: {nearest} is a file, not a folder; name another place")
+        raise InputError(f"--json {path}: {nearest} is a file, not a folder; name another place")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise BenchError(
+        raise InputError(
             f"--json {path}: cannot make its folder ({err.strerror}); name a writable place"
         ) from None
     target = path if path.exists() else path.parent
     if not os.access(target, os.W_OK):
-        raise BenchError(f"--json {path}: {target} is not writable; name a writable place")
+        raise InputError(f"--json {path}: {target} is not writable; name a writable place")
 
 
 def write_json(path: Path | None, report: dict[str, Any]) -> None:
@@ -88,4 +84,4 @@ def write_json(path: Path | None, report: dict[str, Any]) -> None:
     try:
         path.write_text(json.dumps(report, indent=1) + "\n")
     except OSError as err:  # checked writable up front; a full disk can still refuse it
-        raise BenchError(f"--json {path}: {err.strerror} (the results are printed above)") from None
+        raise InputError(f"--json {path}: {err.strerror} (the results are printed above)") from None

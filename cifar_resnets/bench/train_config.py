@@ -8,9 +8,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cifar_resnets.bench.results import BenchError
 from cifar_resnets.config.resources import conf_dir
-from cifar_resnets.errors import UserError
+from cifar_resnets.errors import ConfigError, UserError
 
 if TYPE_CHECKING:  # torch, Hydra and OmegaConf load when a measurement starts: --help answers at once
     from omegaconf import DictConfig
@@ -59,7 +58,7 @@ def checked_config(extra: list[str], base: list[str], output_dir: Path) -> DictC
         cfg = compose_train([*base, *extra], output_dir)
         check_config(cfg)
     except UserError as err:  # cifar-train's own one-line refusal, said with the overrides it came from
-        raise BenchError(f"{err} (with --override {' '.join(extra)})" if extra else str(err)) from None
+        raise ConfigError(f"{err} (with --override {' '.join(extra)})" if extra else str(err)) from None
     return cfg
 
 

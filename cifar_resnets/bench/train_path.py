@@ -14,8 +14,9 @@ import lightning as L
 import torch
 
 from cifar_resnets.bench.device import peak_memory_mib, reset_peak_memory, sync
-from cifar_resnets.bench.results import BenchError, Result
+from cifar_resnets.bench.results import Result
 from cifar_resnets.bench.train_config import describe_run, measured_config
+from cifar_resnets.errors import ConfigError
 
 
 class StepTimer(L.Callback):
@@ -78,7 +79,7 @@ def train_path(
     reset_peak_memory()
     trainer.fit(module, datamodule=datamodule)
     if timer.start is None or timer.end is None or timer.steps <= 0:
-        raise BenchError(f"cifar-train: the run ended before the {warmup} warm-up steps were over")
+        raise ConfigError(f"cifar-train: the run ended before the {warmup} warm-up steps were over")
     seconds = timer.end - timer.start
     notes = describe_run(cfg, "gpu" if datamodule.use_gpu_loader else "cpu", module.step_graph)
     return Result(

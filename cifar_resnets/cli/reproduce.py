@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 from cifar_resnets.cli.common import user_errors
+from cifar_resnets.errors import ConfigError
 from cifar_resnets.reproduce.plan import list_tables
-from cifar_resnets.reproduce.runner import ReproduceError, reproduce
+from cifar_resnets.reproduce.runner import reproduce
 from cifar_resnets.reproduce.spec import table_names
 
 
@@ -49,15 +50,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
     bad = [o for o in args.overrides if "=" not in o]
     if bad:
-        raise ReproduceError(f"overrides must look like key=value, got {bad}")
+        raise ConfigError(f"overrides must look like key=value, got {bad}")
     if args.seeds is not None and args.seeds < 1:
-        raise ReproduceError(f"--seeds must be >= 1, got {args.seeds}")
+        raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
     if args.parallel < 1:
-        raise ReproduceError(f"--parallel must be >= 1, got {args.parallel}")
+        raise ConfigError(f"--parallel must be >= 1, got {args.parallel}")
     if not args.list and not args.table:
-        raise ReproduceError(f"name a table ({', '.join(table_names())}) or use --list")
+        raise ConfigError(f"name a table ({', '.join(table_names())}) or use --list")
     if args.data_root and not Path(args.data_root).is_dir():
-        raise ReproduceError(f"--data-root {args.data_root} is not a folder")
+        raise ConfigError(f"--data-root {args.data_root} is not a folder")
     return args
 
 

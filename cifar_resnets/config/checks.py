@@ -20,11 +20,11 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
-from cifar_resnets.config.milestones import UNITS, WARMUP_MODES, ScheduleConfigError, milestone_steps
+from cifar_resnets.config.milestones import UNITS, WARMUP_MODES, milestone_steps
 from cifar_resnets.config.rules import Choice, Either, Flag, ListOf, Number, Rule, Text, among, show
 from cifar_resnets.config.stores import folder_problem, sqlite_store_problem
 from cifar_resnets.config.targets import check_target_keys, did_you_mean, target_nodes
-from cifar_resnets.data.augment_spec import AUGMENT_RANGES, AugmentConfigError, AugmentSpec
+from cifar_resnets.data.augment_spec import AUGMENT_RANGES, AugmentSpec
 from cifar_resnets.data.cifar_files import CIFAR_SPECS, IMAGE_BYTES, IMAGE_SHAPE, missing_cifar
 from cifar_resnets.errors import ConfigError
 
@@ -314,10 +314,7 @@ def _check_augment(cfg: DictConfig) -> None:
     augment = _get(cfg, "augment")
     if augment is None:
         return
-    try:
-        spec = AugmentSpec.from_config(augment)  # unknown keys and mixup + cutmix > 1
-    except AugmentConfigError as err:
-        raise ConfigError(str(err)) from None
+    spec = AugmentSpec.from_config(augment)  # unknown keys and mixup + cutmix > 1
     if _get(cfg, "data.name") in CIFAR_SPECS and spec.crop_padding >= IMAGE_SHAPE[-1]:
         side = IMAGE_SHAPE[-1]
         raise ConfigError(
@@ -368,15 +365,12 @@ def _check_schedule(cfg: DictConfig, steps_per_epoch: int | None) -> None:
     if not milestones or steps_per_epoch is None:
         return
     total = max_steps if max_steps > 0 else steps_per_epoch * max_epochs
-    try:
-        milestone_steps(
-            milestones,
-            _get(cfg, "schedule.unit", "fraction"),
-            total_steps=total,
-            steps_per_epoch=steps_per_epoch,
-        )
-    except ScheduleConfigError as err:
-        raise ConfigError(str(err)) from None
+    milestone_steps(
+        milestones,
+        _get(cfg, "schedule.unit", "fraction"),
+        total_steps=total,
+        steps_per_epoch=steps_per_epoch,
+    )
 
 
 def _check_gpus(cfg: DictConfig) -> None:

@@ -12,12 +12,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 
-from cifar_resnets.errors import UserError
-
-
-class AugmentConfigError(UserError, ValueError):
-    """An `augment.*` value is unknown or out of range."""
-
+from cifar_resnets.errors import ConfigError
 
 # Valid range of each numeric key, both ends included; None = no upper bound.
 AUGMENT_RANGES: dict[str, tuple[float, float | None]] = {
@@ -65,7 +60,7 @@ class AugmentSpec:
         kinds = cls.kinds()
         unknown = sorted(set(augment) - set(kinds))
         if unknown:
-            raise AugmentConfigError(f"unknown augment keys {unknown}; valid keys: {sorted(kinds)}")
+            raise ConfigError(f"unknown augment keys {unknown}; valid keys: {sorted(kinds)}")
         spec = cls(**{k: _coerce(k, v, kinds[k]) for k, v in augment.items()})
         spec.validate()
         return spec
@@ -75,10 +70,10 @@ class AugmentSpec:
             value = getattr(self, key)
             if not (math.isfinite(value) and low <= value and (high is None or value <= high)):
                 where = f">= {low:g}" if high is None else f"in [{low:g}, {high:g}]"
-                raise AugmentConfigError(f"augment.{key}={value} must be {where}")
+                raise ConfigError(f"augment.{key}={value} must be {where}")
         mixup, cutmix = self.effective_mix_probs
         if mixup + cutmix > 1 + 1e-9:
-            raise AugmentConfigError(
+            raise ConfigError(
                 f"augment.mixup_prob={self.mixup_prob} + augment.cutmix_prob={self.cutmix_prob} must be "
                 "<= 1 (one of them per batch)"
             )
@@ -106,5 +101,5 @@ def _coerce(key: str, value, kind: type):
     else:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not ok:
-        raise AugmentConfigError(f"augment.{key}={value!r} must be a {kind.__name__}")
+        raise ConfigError(f"augment.{key}={value!r} must be a {kind.__name__}")
     return kind(value)

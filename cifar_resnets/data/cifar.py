@@ -14,9 +14,10 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from cifar_resnets.data.cifar_files import CIFAR_SPECS, DataConfigError, check_class_ids, cifar_splits
+from cifar_resnets.data.cifar_files import CIFAR_SPECS, check_class_ids, cifar_splits
 from cifar_resnets.data.gpu_loader import GPUBatchLoader
 from cifar_resnets.data.transforms import AugmentSpec, MixCollate, cifar_train_transform, eval_transform
+from cifar_resnets.errors import ConfigError
 
 # Per-channel mean/std of the training images on a 0-1 scale (the usual published values).
 CIFAR_STATS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
@@ -24,7 +25,7 @@ CIFAR_STATS: dict[str, tuple[tuple[float, float, float], tuple[float, float, flo
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
 LOADERS = ("auto", "gpu", "cpu")
-__all__ = ["CIFAR_STATS", "CIFARDataModule", "DataConfigError", "EpochSeededSampler", "UInt8ImageDataset"]
+__all__ = ["CIFAR_STATS", "CIFARDataModule", "EpochSeededSampler", "UInt8ImageDataset"]
 
 
 class UInt8ImageDataset(Dataset):
@@ -83,20 +84,18 @@ class CIFARDataModule(L.LightningDataModule):
     ):
         super().__init__()
         if name not in CIFAR_SPECS:
-            raise DataConfigError(f"data.name={name!r} is not supported; choose one of {sorted(CIFAR_SPECS)}")
+            raise ConfigError(f"data.name={name!r} is not supported; choose one of {sorted(CIFAR_SPECS)}")
         if loader not in LOADERS:
-            raise DataConfigError(f"data.loader={loader!r} is not supported; choose one of {list(LOADERS)}")
+            raise ConfigError(f"data.loader={loader!r} is not supported; choose one of {list(LOADERS)}")
         for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if int(value) < 1:
-                raise DataConfigError(f"data.{key} must be >= 1, got {value}")
+                raise ConfigError(f"data.{key} must be >= 1, got {value}")
         if val_size < 0 or (num_train is not None and num_train < 1):
-            raise DataConfigError("data.val_size must be >= 0 and data.num_train >= 1 (or null)")
+            raise ConfigError("data.val_size must be >= 0 and data.num_train >= 1 (or null)")
         if num_workers < 0:
-            raise DataConfigError(f"data.num_workers must be >= 0, got {num_workers}")
+            raise ConfigError(f"data.num_workers must be >= 0, got {num_workers}")
         if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
-            raise DataConfigError(
-                f"data.image_size must be an integer >= 8 (32 = no resize), got {image_size!r}"
-            )
+            raise ConfigError(f"data.image_size must be an integer >= 8 (32 = no resize), got {image_size!r}")
         self.name, self.root, self.download = name, str(root), bool(download)
         self.val_size, self.num_train = int(val_size), num_train
         self.batch_size, self.eval_batch_size = int(batch_size), int(eval_batch_size)
@@ -181,7 +180,7 @@ class CIFARDataModule(L.LightningDataModule):
         rank_n = n // self._rank_world[1] if self.use_gpu_loader else math.ceil(n / self._rank_world[1])
         steps = rank_n // self.batch_size
         if steps == 0:
-            raise DataConfigError(
+            raise ConfigError(
                 f"data.batch_size={self.batch_size} is larger than the {rank_n} training images per rank; "
                 "lower it or use more data"
             )

@@ -1,7 +1,7 @@
 """Read and validate the standard CIFAR-10/100 pickle files, and split them as a run config says.
 
 Unpickling runs whatever the file names, so every file goes through ``SafeUnpickler`` (numpy arrays only),
-and what is read is validated so a damaged or foreign file ends in one ``CIFARFileError``, not a crash
+and what is read is validated so a damaged or foreign file ends in one ``DataError``, not a crash
 deep inside training. ``cifar_splits`` lets cifar-eval rebuild a checkpoint's split without Lightning.
 """
 
@@ -11,19 +11,16 @@ import io
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from cifar_resnets.errors import UserError
+from cifar_resnets.errors import ConfigError, DataError
 
 __all__ = [
-    "CIFARFileError",
-    "CIFARNotFoundError",
-    "UnsafePickleError",
     "CIFARArrays",
     "CIFARSplits",
     "CIFAR_SPECS",
-    "DataConfigError",
     "check_class_ids",
     "cifar_splits",
     "safe_load_pickle",
@@ -49,26 +46,6 @@ _ALLOWED_GLOBALS = {
 }
 # A mutated header may ask `_reconstruct` for an absurd shape; refuse it instead of allocating it.
 _MAX_ELEMENTS = 1 << 31
-
-
-class CIFARFileError(UserError, ValueError):
-    """A CIFAR file is missing, truncated, malformed or not a CIFAR file at all."""
-
-
-class DataConfigError(UserError, ValueError):
-    """A `data.*` value is invalid for the dataset at hand."""
-
-
-class CIFARNotFoundError(CIFARFileError, FileNotFoundError):
-    """The dataset folder or one of its files does not exist."""
-
-
-class CIFARDownloadError(CIFARFileError):
-    """The official archive could not be fetched (no network, a proxy, a changed file)."""
-
-
-class UnsafePickleError(CIFARFileError):
-    """The pickle asks for a callable a CIFAR file never contains (e.g. `os.system`)."""
 
 
 @dataclass(frozen=True)
@@ -130,28 +107,36 @@ class CIFARArrays:
     classes: list[str]
 
 
-def _guarded_reconstruct(real):
+def _guarded_reconstruct(real, path: Path):
     def reconstruct(subtype, shape, dtype):
         if subtype is not np.ndarray:
-            raise UnsafePickleError(f"refuses to build an array of type {subtype!r}")
+            raise DataError(f"{path}: refuses to build an array of type {subtype!r}")
         if int(np.prod(shape, dtype=np.float64)) > _MAX_ELEMENTS:
-            raise CIFARFileError(f"array header asks for shape {shape}, larger than any CIFAR file")
+            raise DataError(
+                f"{path} is malformed (array header asks for shape {shape}, larger than any CIFAR file); "
+                f"{_fix_hint(path)}"
+            )
         return real(subtype, shape, dtype)
 
     return reconstruct
 
 
 class SafeUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only the numpy array reconstruction globals a CIFAR file needs."""
+    """Unpickler that resolves only the numpy array reconstruction globals a CIFAR file needs; its
+    refusals name ``path``, the file it reads."""
+
+    def __init__(self, file: io.BytesIO, path: Path, **kwargs: Any) -> None:
+        super().__init__(file, **kwargs)
+        self.path = path
 
     def find_class(self, module: str, name: str):
         if (module, name) not in _ALLOWED_GLOBALS:
-            raise UnsafePickleError(
-                f"refuses to load {module}.{name}: CIFAR files contain only arrays and lists; "
+            raise DataError(
+                f"{self.path}: refuses to load {module}.{name}: CIFAR files contain only arrays and lists; "
                 "this file is not a CIFAR batch"
             )
         obj = super().find_class(module, name)
-        return _guarded_reconstruct(obj) if name == "_reconstruct" else obj
+        return _guarded_reconstruct(obj, self.path) if name == "_reconstruct" else obj
 
 
 def _fix_hint(path: Path) -> str:
@@ -165,33 +150,31 @@ def safe_load_pickle(path: str | Path) -> object:
     """Unpickle `path` with `SafeUnpickler` (bytes keys, as the Python 2 era files need).
 
     The file is read whole first: a corrupted length field then cannot make the unpickler request
-    gigabytes from the file object. Any failure becomes one `CIFARFileError` naming the file.
+    gigabytes from the file object. Any failure becomes one `DataError` naming the file.
     """
     path = Path(path)
     if not path.is_file():
-        raise CIFARNotFoundError(f"CIFAR file {path.resolve()} does not exist; {_fix_hint(path)}")
+        raise DataError(f"CIFAR file {path.resolve()} does not exist; {_fix_hint(path)}")
     data = path.read_bytes()
     try:
-        return SafeUnpickler(io.BytesIO(data), encoding="bytes").load()
-    except UnsafePickleError as err:
-        raise UnsafePickleError(f"{path}: {err}") from None
-    except CIFARFileError as err:
-        raise CIFARFileError(f"{path} is malformed ({err}); {_fix_hint(path)}") from None
+        return SafeUnpickler(io.BytesIO(data), path, encoding="bytes").load()
+    except DataError:
+        raise  # the unpickler's own refusal, naming the file
     except Exception as err:  # noqa: BLE001 - any failure of a damaged pickle means "not a CIFAR file"
         truncated = isinstance(err, EOFError) or "truncated" in str(err)
         kind = "truncated" if truncated else "not a readable CIFAR pickle"
-        raise CIFARFileError(f"{path} is {kind} ({type(err).__name__}: {err}); {_fix_hint(path)}") from None
+        raise DataError(f"{path} is {kind} ({type(err).__name__}: {err}); {_fix_hint(path)}") from None
 
 
 def _as_images(path: Path, data: object) -> np.ndarray:
     if not isinstance(data, np.ndarray):
-        raise CIFARFileError(
+        raise DataError(
             f"{path}: b'data' is {type(data).__name__}, expected a uint8 array; {_fix_hint(path)}"
         )
     if data.dtype != np.uint8:
-        raise CIFARFileError(f"{path}: b'data' has dtype {data.dtype}, expected uint8; {_fix_hint(path)}")
+        raise DataError(f"{path}: b'data' has dtype {data.dtype}, expected uint8; {_fix_hint(path)}")
     if data.ndim != 2 or data.shape[1] != IMAGE_BYTES:
-        raise CIFARFileError(
+        raise DataError(
             f"{path}: b'data' has shape {tuple(data.shape)}, expected [N, {IMAGE_BYTES}]; {_fix_hint(path)}"
         )
     return np.ascontiguousarray(data).reshape(-1, *IMAGE_SHAPE)
@@ -199,21 +182,17 @@ def _as_images(path: Path, data: object) -> np.ndarray:
 
 def _as_labels(path: Path, labels: object, count: int, num_classes: int | None) -> np.ndarray:
     if isinstance(labels, np.ndarray) and labels.dtype.kind not in "iu":
-        raise CIFARFileError(
-            f"{path}: labels have dtype {labels.dtype}, expected integers; {_fix_hint(path)}"
-        )
+        raise DataError(f"{path}: labels have dtype {labels.dtype}, expected integers; {_fix_hint(path)}")
     if not isinstance(labels, (list, np.ndarray)) or (
         isinstance(labels, list) and not all(type(v) is int for v in labels)
     ):
-        raise CIFARFileError(f"{path}: labels are not a list of integers; {_fix_hint(path)}")
+        raise DataError(f"{path}: labels are not a list of integers; {_fix_hint(path)}")
     out = np.asarray(labels, dtype=np.int64).reshape(-1)
     if out.shape[0] != count:
-        raise CIFARFileError(f"{path}: {out.shape[0]} labels for {count} images; {_fix_hint(path)}")
+        raise DataError(f"{path}: {out.shape[0]} labels for {count} images; {_fix_hint(path)}")
     if out.size and (out.min() < 0 or (num_classes is not None and out.max() >= num_classes)):
         bound = f"[0, {num_classes})" if num_classes is not None else ">= 0"
-        raise CIFARFileError(
-            f"{path}: labels range {out.min()}..{out.max()}, expected {bound}; {_fix_hint(path)}"
-        )
+        raise DataError(f"{path}: labels range {out.min()}..{out.max()}, expected {bound}; {_fix_hint(path)}")
     return out
 
 
@@ -223,9 +202,7 @@ def read_cifar_batch(path: str | Path, label_key: bytes, num_classes: int) -> tu
     batch = safe_load_pickle(path)
     if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
         keys = sorted(map(repr, batch)) if isinstance(batch, dict) else type(batch).__name__
-        raise CIFARFileError(
-            f"{path}: expected keys b'data' and {label_key!r}, found {keys}; {_fix_hint(path)}"
-        )
+        raise DataError(f"{path}: expected keys b'data' and {label_key!r}, found {keys}; {_fix_hint(path)}")
     images = _as_images(path, batch[b"data"])
     return images, _as_labels(path, batch[label_key], images.shape[0], num_classes)
 
@@ -241,7 +218,7 @@ def load_cifar_pickle(
     path = Path(path)
     batch = safe_load_pickle(path)
     if not isinstance(batch, dict) or b"data" not in batch:
-        raise CIFARFileError(f"{path}: not a CIFAR batch (no b'data' key); {_fix_hint(path)}")
+        raise DataError(f"{path}: not a CIFAR batch (no b'data' key); {_fix_hint(path)}")
     images = _as_images(path, batch[b"data"])
     for key in (b"labels", b"fine_labels"):
         if key in batch:
@@ -256,18 +233,18 @@ def read_class_names(folder: str | Path, name: str) -> list[str]:
     meta = safe_load_pickle(path)
     names = meta.get(spec.names_key) if isinstance(meta, dict) else None
     if not isinstance(names, list) or len(names) != spec.num_classes:
-        raise CIFARFileError(
+        raise DataError(
             f"{path}: expected {spec.num_classes} class names under {spec.names_key!r}; {_fix_hint(path)}"
         )
     try:
         return [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in names]
     except UnicodeDecodeError:
-        raise CIFARFileError(f"{path}: class names are not UTF-8; {_fix_hint(path)}") from None
+        raise DataError(f"{path}: class names are not UTF-8; {_fix_hint(path)}") from None
 
 
 def _spec(name: str) -> CIFARSpec:
     if name not in CIFAR_SPECS:
-        raise CIFARFileError(f"unknown CIFAR dataset {name!r}; choose one of {sorted(CIFAR_SPECS)}")
+        raise DataError(f"unknown CIFAR dataset {name!r}; choose one of {sorted(CIFAR_SPECS)}")
     return CIFAR_SPECS[name]
 
 
@@ -309,13 +286,13 @@ def ensure_cifar(root: str | Path, name: str, download: bool = False) -> Path:
             download_and_extract_archive(spec.url, download_root=str(root), md5=spec.md5)
         except (OSError, RuntimeError) as err:  # URLError is an OSError; a bad MD5 a RuntimeError
             reason = str(getattr(err, "reason", err)).strip().splitlines()[0]
-            raise CIFARDownloadError(
+            raise DataError(
                 f"could not download {spec.title} from {spec.url} ({reason}); check the internet "
                 f"connection, or put {spec.folder} under a folder and set data.root=<that folder> "
                 "(or CIFAR_DATA)"
             ) from err
         return root / spec.folder
-    raise CIFARNotFoundError(problem)
+    raise DataError(problem)
 
 
 def load_cifar(root: str | Path, name: str = "cifar10", download: bool = False) -> CIFARArrays:
@@ -350,12 +327,12 @@ def check_class_ids(classes, available: int, name: str) -> list[int] | None:
     if isinstance(classes, (str, int)) or not all(
         isinstance(c, int) and not isinstance(c, bool) for c in classes
     ):
-        raise DataConfigError(
+        raise ConfigError(
             f"data.classes must be a list of class indices such as [5,6,7,8,9], got {classes!r}"
         )
     ids = list(classes)
     if len(ids) < 2 or len(set(ids)) != len(ids) or not all(0 <= c < available for c in ids):
-        raise DataConfigError(
+        raise ConfigError(
             f"data.classes={ids} must hold at least two distinct indices in 0..{available - 1} for {name}"
         )
     return ids
@@ -395,14 +372,14 @@ def cifar_splits(
         names = [names[c] for c in class_ids]
     n = train_images.shape[0]
     if val_size >= n:
-        raise DataConfigError(
+        raise ConfigError(
             f"data.val_size={val_size} leaves no training images ({n} available); lower it or use 0"
         )
     order = np.random.default_rng(split_seed).permutation(n)
     val_idx, train_idx = np.sort(order[:val_size]), np.sort(order[val_size:])
     if num_train is not None:
         if num_train > train_idx.size:
-            raise DataConfigError(
+            raise ConfigError(
                 f"data.num_train={num_train} but only {train_idx.size} training images remain after "
                 f"the {val_size}-image validation split; lower data.num_train or data.val_size"
             )

@@ -14,23 +14,19 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from cifar_resnets.data.images import ImageDecodeError, check_image, read_image
-from cifar_resnets.errors import UserError
+from cifar_resnets.data.images import check_image, read_image
+from cifar_resnets.errors import DataError, InputError
 
 log = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class ImageNetSubsetError(UserError, FileNotFoundError):
-    """The ImageNet subset tree is missing, incomplete, or does not hold the requested classes."""
-
-
 def split_dir(root: str | Path, split: str) -> Path:
-    """``root/<split>``, or ``ImageNetSubsetError`` saying what the tree should look like."""
+    """``root/<split>``, or ``DataError`` saying what the tree should look like."""
     path = Path(root).expanduser() / split
     if not path.is_dir():
-        raise ImageNetSubsetError(
+        raise DataError(
             f"ImageNet subset split {path.resolve()} does not exist; set data.root to a folder holding "
             "train/<wnid>/ and val/<wnid>/"
         )
@@ -43,11 +39,11 @@ def pick_classes(root: str | Path, requested: int | Sequence[str]) -> list[str]:
     available = sorted(p.name for p in train.iterdir() if p.is_dir())
     if isinstance(requested, int):
         if not 1 <= requested <= len(available):
-            raise ImageNetSubsetError(f"data.classes={requested} but {train} holds {len(available)} classes")
+            raise DataError(f"data.classes={requested} but {train} holds {len(available)} classes")
         return available[:requested]
     missing = [c for c in requested if c not in available]
     if missing:
-        raise ImageNetSubsetError(f"classes {missing} not found under {train.resolve()}")
+        raise DataError(f"classes {missing} not found under {train.resolve()}")
     return [str(c) for c in requested]
 
 
@@ -59,16 +55,14 @@ def scan_split(
     for label, wnid in enumerate(wnids):
         class_dir = folder / wnid
         if not class_dir.is_dir():
-            raise ImageNetSubsetError(
-                f"class folder {class_dir.resolve()} does not exist; check data.classes"
-            )
+            raise DataError(f"class folder {class_dir.resolve()} does not exist; check data.classes")
         kept = 0
         for path in sorted(p for p in class_dir.iterdir() if p.is_file()):
             if per_class is not None and kept >= per_class:
                 break
             try:
                 check_image(path)
-            except ImageDecodeError:
+            except InputError:
                 bad.append(path)
                 continue
             samples.append((path, label))
@@ -82,7 +76,7 @@ def read_split(
     """``scan_split`` of ``root/<split>``, with one warning about refused files; at least one image."""
     samples, bad = scan_split(split_dir(root, split), wnids, per_class)
     if not samples:
-        raise ImageNetSubsetError(f"no readable images in {(Path(root) / split).resolve()}")
+        raise DataError(f"no readable images in {(Path(root) / split).resolve()}")
     if bad:
         shown = ", ".join(str(p) for p in bad[:3])
         log.warning("%s: skipped %d unreadable file(s), e.g. %s", split, len(bad), shown)
@@ -104,10 +98,10 @@ class ImageListDataset(Dataset):
             path, label = self.samples[(i + k) % len(self.samples)]
             try:
                 image = read_image(path)
-            except ImageDecodeError as err:
+            except InputError as err:
                 if path not in self._warned:
                     self._warned.add(path)
                     log.warning("skipping %s", err)
                 continue
             return self.transform(image), label
-        raise ImageNetSubsetError("no image of this split could be decoded")
+        raise DataError("no image of this split could be decoded")

@@ -20,15 +20,14 @@ from cifar_resnets.data.imagenet_files import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     ImageListDataset,
-    ImageNetSubsetError,
     pick_classes,
     read_split,
     split_dir,
 )
 from cifar_resnets.data.transforms import AugmentSpec, MixCollate, eval_transform, imagenet_train_transform
-from cifar_resnets.errors import ConfigError
+from cifar_resnets.errors import ConfigError, DataError
 
-__all__ = ["ImageListDataset", "ImageNetSubsetDataModule", "ImageNetSubsetError"]
+__all__ = ["ImageListDataset", "ImageNetSubsetDataModule"]
 
 
 class ImageNetSubsetDataModule(L.LightningDataModule):
@@ -73,7 +72,7 @@ class ImageNetSubsetDataModule(L.LightningDataModule):
         if self._samples:
             return
         if not self.root.is_dir():
-            raise ImageNetSubsetError(
+            raise DataError(
                 f"ImageNet subset root {self.root.resolve()} does not exist; "
                 "set data.root=<folder with train/ val/>"
             )

@@ -1,7 +1,7 @@
 """The one image decoder: training, cifar-eval, cifar-predict and the app read every picture alike.
 
 Files are untrusted, so a picture is accepted by its content (Pillow's plugins read its first bytes), not
-its name: a GIF renamed ``.png`` is a GIF. Anything refused ends in one ``ImageDecodeError`` with a
+its name: a GIF renamed ``.png`` is a GIF. Anything refused ends in one ``InputError`` with a
 ``reason``. Every accepted picture becomes 8-bit RGB by one rule per mode, and a picture beyond Pillow's
 decompression-bomb limit is refused before decoding (Pillow itself only warns below twice the limit).
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from cifar_resnets.errors import UserError
+from cifar_resnets.errors import InputError
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 ACCEPTED_TEXT = "PNG, JPEG, WebP, BMP, GIF"
@@ -29,12 +29,9 @@ _PREFIX_BYTES = 16  # what Pillow's plugins look at to recognise a format
 WHOLE_FILE = "copy or download the whole file again"  # words for a web page and a shell alike
 
 
-class ImageDecodeError(UserError, ValueError):
+def decode_error(name: str, reason: str, hint: str) -> InputError:
     """A file that cannot be used as an image: one line naming the file, and ``reason`` on its own."""
-
-    def __init__(self, name: str, reason: str, hint: str):
-        super().__init__(f"{name} is {reason}; {hint}")
-        self.name, self.reason = name, reason
+    return InputError(f"{name} is {reason}; {hint}", reason)
 
 
 def pixel_limit_text() -> str:
@@ -60,35 +57,35 @@ def recognised_format(prefix: bytes) -> str | None:
     return None
 
 
-def _unaccepted(name: str, prefix: bytes) -> ImageDecodeError:
+def _unaccepted(name: str, prefix: bytes) -> InputError:
     fmt = recognised_format(prefix)
     if fmt in ACCEPTED_FORMATS:  # the signature is right but Pillow could not parse the header
-        return ImageDecodeError(name, f"truncated or corrupt (a damaged {fmt} header)", WHOLE_FILE)
+        return decode_error(name, f"truncated or corrupt (a damaged {fmt} header)", WHOLE_FILE)
     if fmt is not None:
-        return ImageDecodeError(
+        return decode_error(
             name, f"a {fmt} image, not one of the accepted formats ({ACCEPTED_TEXT})", "convert it to PNG"
         )
-    return ImageDecodeError(
+    return decode_error(
         name, "not an image (its content matches no picture format)", f"accepted formats: {ACCEPTED_TEXT}"
     )
 
 
-def _too_large(name: str, err: Exception) -> ImageDecodeError:
+def _too_large(name: str, err: Exception) -> InputError:
     found = re.search(r"\((\d+) pixels\)", str(err))
     size = f"{int(found.group(1)):,} pixels, " if found else ""
-    return ImageDecodeError(
+    return decode_error(
         name,
         f"too large: a possible decompression bomb ({size}more than the limit of {pixel_limit_text()})",
         "shrink it and try again",
     )
 
 
-def _corrupt(name: str, err: Exception) -> ImageDecodeError:
+def _corrupt(name: str, err: Exception) -> InputError:
     """Pillow's wording ("image file is truncated (1 bytes not processed)") counts bytes of its own
     buffers, not what is missing; the line says what a person can tell of the file."""
     ends_early = "truncated" in str(err).lower() or isinstance(err, EOFError)
     detail = "the file ends before the picture does" if ends_early else "its picture data is damaged"
-    return ImageDecodeError(name, f"truncated or corrupt ({detail})", WHOLE_FILE)
+    return decode_error(name, f"truncated or corrupt ({detail})", WHOLE_FILE)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -111,7 +108,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
 def _decode(source: Path | bytes, name: str, pixels: bool = True) -> Image.Image | None:
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         # A global Pillow switch (set by some libraries) that silently pads cut files with grey.
-        raise ImageDecodeError(
+        raise decode_error(
             name, "not checked: PIL.ImageFile.LOAD_TRUNCATED_IMAGES is on", "turn it off to read images"
         )
     if isinstance(source, bytes):
@@ -121,7 +118,7 @@ def _decode(source: Path | bytes, name: str, pixels: bool = True) -> Image.Image
         with open(source, "rb") as f:
             prefix = f.read(_PREFIX_BYTES)
     if not prefix:
-        raise ImageDecodeError(name, "empty (0 bytes)", WHOLE_FILE)
+        raise decode_error(name, "empty (0 bytes)", WHOLE_FILE)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -146,23 +143,23 @@ def _decode(source: Path | bytes, name: str, pixels: bool = True) -> Image.Image
 
 
 def decode_image(data: bytes, name: str = "image") -> Image.Image:
-    """The bytes of an image file (an upload) -> RGB Pillow image, or ``ImageDecodeError``."""
+    """The bytes of an image file (an upload) -> RGB Pillow image, or ``InputError``."""
     return _decode(bytes(data), name)
 
 
 def read_image(path: str | Path, name: str | None = None) -> Image.Image:
-    """An image file -> RGB Pillow image, or ``ImageDecodeError`` (also for a file that cannot be read)."""
+    """An image file -> RGB Pillow image, or ``InputError`` (also for a file that cannot be read)."""
     path = Path(path)
     try:
         return _decode(path, name or str(path))
     except OSError as err:  # the file itself: gone, a folder, no permission
-        raise ImageDecodeError(
+        raise decode_error(
             name or str(path), f"unreadable ({err.strerror or err})", "check the file"
         ) from None
 
 
 def check_image(path: str | Path) -> None:
-    """Raise ``ImageDecodeError`` unless ``path`` holds an accepted image; reads its header only.
+    """Raise ``InputError`` unless ``path`` holds an accepted image; reads its header only.
 
     For scanning a dataset cheaply: pixel data damaged past the header is only found by ``read_image``.
     """
@@ -170,4 +167,4 @@ def check_image(path: str | Path) -> None:
     try:
         _decode(path, str(path), pixels=False)
     except OSError as err:
-        raise ImageDecodeError(str(path), f"unreadable ({err.strerror or err})", "check the file") from None
+        raise decode_error(str(path), f"unreadable ({err.strerror or err})", "check the file") from None

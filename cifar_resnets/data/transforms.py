@@ -14,8 +14,6 @@ import torch.nn.functional as F
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-# AugmentConfigError is re-exported: the loaders and their tests import both names from here.
-from cifar_resnets.data.augment_spec import AugmentConfigError as AugmentConfigError
 from cifar_resnets.data.augment_spec import AugmentSpec
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import yaml
 
-from cifar_resnets.errors import UserError
+from cifar_resnets.errors import ConfigError
 from cifar_resnets.inference.bundle import CARD_NAME, WEIGHTS_NAME, write_bundle
 from cifar_resnets.inference.checkpoint import LoadedModel, load_model
 from cifar_resnets.inference.evaluate import cifar_split, run_folder
@@ -36,10 +36,6 @@ INPUT_NAME, OUTPUT_NAME = "images", "logits"
 _INSTALL = 'pip install "cifar_resnets[export]"'
 
 
-class ExportError(UserError, ValueError):
-    """An export that cannot be done as asked (a missing extra, a bad output folder, no data to check)."""
-
-
 @dataclass
 class ExportResult:
     files: dict[str, Path] = field(default_factory=dict)
@@ -51,7 +47,7 @@ def _require(module: str) -> Any:
     try:
         return __import__(module)
     except ImportError:
-        raise ExportError(f"{module} is not installed; {_INSTALL}") from None
+        raise ConfigError(f"{module} is not installed; {_INSTALL}") from None
 
 
 def provenance(ckpt: Path, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -140,7 +136,7 @@ def onnx_parity(onnx_path: Path, loaded: LoadedModel, images: torch.Tensor) -> f
 def cifar_test_images(loaded: LoadedModel, count: int, data_root: str | None = None) -> torch.Tensor:
     """The first ``count`` images of the checkpoint's CIFAR test split (uint8 [N, 3, H, W])."""
     if loaded.dataset != "cifar":
-        raise ExportError(f"--verify reads a CIFAR test split; {loaded.data_name} is not a CIFAR dataset")
+        raise ConfigError(f"--verify reads a CIFAR test split; {loaded.data_name} is not a CIFAR dataset")
     images, _ = cifar_split(loaded, "test", data_root)
     return torch.as_tensor(images[:count])
 
@@ -160,7 +156,7 @@ def export_checkpoint(
     """
     ckpt = Path(ckpt)
     if verify and not onnx:
-        raise ExportError("--verify checks the ONNX file; leave ONNX export on to verify")
+        raise ConfigError("--verify checks the ONNX file; leave ONNX export on to verify")
     loaded = load_model(ckpt)  # first: a published net has no run folder, its exports go elsewhere
     out = Path(out_dir) if out_dir is not None else (report_folder(loaded) or run_folder(ckpt)) / "export"
     names = [

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cifar_resnets.errors import CheckpointError
 from cifar_resnets.inference.checkpoint import (
-    CheckpointError,
     LoadedModel,
     check_fingerprint,
     check_keys_fit,

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from cifar_resnets.config.rules import ListOf, Number, Rule, Text, show
-from cifar_resnets.errors import ConfigError, UserError
+from cifar_resnets.errors import CheckpointError, ConfigError
 from cifar_resnets.models.build import build_net, model_fingerprint
 
 KINDS = ("missing", "not_a_checkpoint", "truncated", "foreign", "code", "other_model", "edited")
@@ -43,14 +43,6 @@ _DAMAGED = (
 )
 _HINT = "pass a checkpoint written by cifar-train, e.g. RUN/checkpoints/last.ckpt"
 _EDITED = "the file was edited or damaged since training; use the run's own checkpoint"
-
-
-class CheckpointError(UserError, ValueError):
-    """A file that is not a usable checkpoint of this suite; ``kind`` is one of ``KINDS``."""
-
-    def __init__(self, message: str, kind: str):
-        super().__init__(message)
-        self.kind = kind
 
 
 @dataclass

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cifar_resnets.errors import ConfigError
 from cifar_resnets.inference.inputs import read_prediction_csv
-from cifar_resnets.inference.options import PredictError
 from cifar_resnets.inference.predictions import Prediction
 
 
@@ -27,12 +27,12 @@ def majority_vote(votes: Sequence[Sequence[str]]) -> list[str]:
 def ensemble_csvs(paths: Sequence[str | Path]) -> Prediction:
     """Probability averaging when every CSV has the same prob columns, else majority vote."""
     if len(paths) < 2:
-        raise PredictError("--csv: give at least two CSV files to ensemble")
+        raise ConfigError("--csv: give at least two CSV files to ensemble")
     tables = [read_prediction_csv(p) for p in paths]
     ids = tables[0][0]
     for path, table in zip(paths[1:], tables[1:], strict=True):
         if sorted(table[0]) != sorted(ids):
-            raise PredictError(f"{path} predicts other ids than {paths[0]}; ensemble CSVs of the same input")
+            raise ConfigError(f"{path} predicts other ids than {paths[0]}; ensemble CSVs of the same input")
     # Align every table to the first one's id order.
     aligned = []
     for table_ids, labels, classes, probs in tables:

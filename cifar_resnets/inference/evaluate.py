@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 
 from cifar_resnets.data.cifar_files import cifar_splits
 from cifar_resnets.data.imagenet_files import ImageListDataset, read_split
-from cifar_resnets.errors import UserError
+from cifar_resnets.errors import ConfigError
 from cifar_resnets.inference.checkpoint import LoadedModel, load_model
 from cifar_resnets.inference.options import SPLITS, TTA_MODES
 from cifar_resnets.inference.outputs import check_output_folder, make_folder, write_atomic, write_text
@@ -27,10 +27,6 @@ from cifar_resnets.inference.preprocess import Preprocess
 from cifar_resnets.inference.pretrained import report_folder
 from cifar_resnets.inference.report import classification_report, report_markdown
 from cifar_resnets.reporting.plots import plot_confusion_matrix
-
-
-class EvalError(UserError, ValueError):
-    """The requested split cannot be built for this checkpoint."""
 
 
 def run_folder(ckpt: Path) -> Path:
@@ -61,7 +57,7 @@ def cifar_split(
     )
     images, labels = splits.test if test else splits.val
     if images.shape[0] == 0:
-        raise EvalError(
+        raise ConfigError(
             f"{loaded.path}: its run had no validation split (data.val_size=0); "
             "retrain with data.val_size>0 or evaluate split=test"
         )
@@ -100,18 +96,18 @@ def split_probs(
 ) -> tuple[torch.Tensor, np.ndarray]:
     """(softmax probabilities [N, C], int64 labels [N]) of the checkpoint's ``test`` or ``val`` split."""
     if split not in SPLITS:
-        raise EvalError(f"split={split!r} is not supported; choose one of {list(SPLITS)}")
+        raise ConfigError(f"split={split!r} is not supported; choose one of {list(SPLITS)}")
     if loaded.dataset == "cifar":
         images, labels = cifar_split(loaded, split, data_root)
         return predict_probs(loaded, images, tta, batch_size, device), labels
     if loaded.dataset == "imagenet_subset":
         if split == "val":
-            raise EvalError(
+            raise ConfigError(
                 f"{loaded.data_name}: this dataset has no validation split apart from its test split "
                 "(the ImageNet val folder is the test set); use split=test"
             )
         return _imagenet_split_probs(loaded, data_root, tta, batch_size, device)
-    raise EvalError(f"{loaded.path}: its dataset {loaded.dataset!r} has no split cifar-eval can read")
+    raise ConfigError(f"{loaded.path}: its dataset {loaded.dataset!r} has no split cifar-eval can read")
 
 
 def checkpoint_confusion_matrix(
@@ -139,9 +135,9 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate one checkpoint; write ``eval_*.md/.json/_confusion.png``; return the report dict."""
     if tta not in TTA_MODES:
-        raise EvalError(f"tta={tta!r} is not supported; choose one of {list(TTA_MODES)}")
+        raise ConfigError(f"tta={tta!r} is not supported; choose one of {list(TTA_MODES)}")
     if split not in SPLITS:
-        raise EvalError(f"split={split!r} is not supported; choose one of {list(SPLITS)}")
+        raise ConfigError(f"split={split!r} is not supported; choose one of {list(SPLITS)}")
     stem = output_stem(split, tta)
     paths = {"markdown": f"{stem}.md", "json": f"{stem}.json", "confusion_png": f"{stem}_confusion.png"}
     loaded = load_model(ckpt)  # first: a published net has no run folder, its reports go elsewhere

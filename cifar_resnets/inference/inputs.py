@@ -15,15 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cifar_resnets.data.cifar_files import CIFARFileError, load_cifar_pickle
-from cifar_resnets.data.images import ImageDecodeError, read_image, recognised_format
-from cifar_resnets.errors import UserError
+from cifar_resnets.data.cifar_files import load_cifar_pickle
+from cifar_resnets.data.images import read_image, recognised_format
+from cifar_resnets.errors import DataError, InputError
 from cifar_resnets.inference.predictions import PROB_PREFIX
 from cifar_resnets.inference.preprocess import Preprocess
-
-
-class InputError(UserError, ValueError):
-    """A prediction input or labels file that cannot be used; the message says what to do."""
 
 
 @dataclass
@@ -126,7 +122,7 @@ def read_image_folder(
     for ident, path in files:
         try:
             image = read_image(path, ident)
-        except ImageDecodeError as err:
+        except InputError as err:
             skipped.append((ident, err.reason))
             continue
         ids.append(ident)
@@ -152,10 +148,7 @@ def _is_picture(path: Path) -> bool:
 
 def read_image_file(path: Path, preprocesses: Sequence[Preprocess]) -> PredictionInput:
     """One image file as the view of each of ``preprocesses``; an unusable one is refused in one line."""
-    try:
-        image = read_image(path, str(path))
-    except ImageDecodeError as err:
-        raise InputError(str(err)) from None
+    image = read_image(path, str(path))
     views = {p: p.view(image)[None] for p in dict.fromkeys(preprocesses)}
     return PredictionInput([path.name], views=views, kind="folder")
 
@@ -186,7 +179,7 @@ def read_input(
         return PredictionInput([str(i) for i in range(images.shape[0])], images=images, kind="npy")
     try:
         images_np, labels = load_cifar_pickle(path, num_classes=num_classes)
-    except CIFARFileError as err:
+    except DataError as err:
         raise InputError(str(err)) from None
     ids = [str(i) for i in range(images_np.shape[0])]
     return PredictionInput(ids, images=torch.from_numpy(images_np), labels=labels, kind="pickle")
@@ -225,7 +218,7 @@ def read_labels(path: str | Path, ids: list[str], classes: list[str]) -> np.ndar
     else:
         try:
             _, labels = load_cifar_pickle(path, num_classes=len(classes))
-        except CIFARFileError as err:
+        except DataError as err:
             raise InputError(str(err)) from None
         if labels is None:
             raise InputError(f"{path}: a CIFAR pickle without labels")

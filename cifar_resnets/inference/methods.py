@@ -13,19 +13,18 @@ from typing import Any
 
 import numpy as np
 
-from cifar_resnets.errors import UserError
+from cifar_resnets.errors import ConfigError, InputError, UserError
 from cifar_resnets.inference.checkpoint import LoadedModel, load_model
 from cifar_resnets.inference.ensembles import ensemble_csvs
 from cifar_resnets.inference.evaluate import split_probs
 from cifar_resnets.inference.inputs import (
-    InputError,
     PredictionInput,
     read_input,
     read_label_csv,
     read_labels,
     view_batches,
 )
-from cifar_resnets.inference.options import PredictError, check_method
+from cifar_resnets.inference.options import check_method
 from cifar_resnets.inference.predict import predict_probs, views_probs
 from cifar_resnets.inference.predictions import Prediction
 from cifar_resnets.inference.preprocess import Preprocess
@@ -37,7 +36,7 @@ def _validation(loaded: LoadedModel, data_root: str | None, tta: str, batch_size
     try:
         return split_probs(loaded, "val", data_root, tta, batch_size, device)
     except UserError as err:
-        raise PredictError(f"tuning needs the checkpoint's validation split: {err}") from None
+        raise ConfigError(f"tuning needs the checkpoint's validation split: {err}") from None
 
 
 def _accuracy(preds: np.ndarray, labels: np.ndarray) -> float:
@@ -48,7 +47,7 @@ def _same_classes(models: Sequence[LoadedModel]) -> list[str]:
     classes = models[0].classes
     for m in models[1:]:
         if m.classes != classes:
-            raise PredictError(
+            raise ConfigError(
                 f"{m.path} predicts other classes than {models[0].path}; ensemble checkpoints of one dataset"
             )
     return classes
@@ -129,7 +128,7 @@ def predict_csvs(csvs: Sequence[str | Path], labels_path: str | Path | None = No
     if labels_path is not None:
         path = Path(labels_path)
         if path.suffix.lower() != ".csv":
-            raise PredictError("--labels for a CSV ensemble must be a CSV id,label")
+            raise ConfigError("--labels for a CSV ensemble must be a CSV id,label")
         by_id = read_label_csv(path)
         missing = [i for i in prediction.ids if i not in by_id]
         if missing:

@@ -8,17 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cifar_resnets.errors import UserError
+from cifar_resnets.errors import ConfigError
 
 # none: one view. flip: the image and its mirror. flip_translate: those two, each also shifted by
 # one pixel up, down, left and right (edge pixels replicated): 10 views. Softmax outputs are averaged.
 TTA_MODES = ("none", "flip", "flip_translate")
 METHODS = ("plain", "tta", "class_specialized", "adaptive", "ensemble")
 SPLITS = ("test", "val")
-
-
-class PredictError(UserError, ValueError):
-    """A method/argument combination that cannot work; the message says what to change."""
 
 
 def check_method(
@@ -30,18 +26,18 @@ def check_method(
 ) -> None:
     """Refuse the combinations of cifar-predict's arguments that cannot work, in one line each."""
     if method not in METHODS:
-        raise PredictError(f"--method {method!r} is not supported; choose one of {list(METHODS)}")
+        raise ConfigError(f"--method {method!r} is not supported; choose one of {list(METHODS)}")
     if tta is not None and tta not in TTA_MODES:
-        raise PredictError(f"--tta {tta!r} is not supported; choose one of {list(TTA_MODES)}")
+        raise ConfigError(f"--tta {tta!r} is not supported; choose one of {list(TTA_MODES)}")
     if csvs:
         if method != "ensemble" or ckpts or input_path is not None:
-            raise PredictError("--csv works with --method ensemble alone (no --ckpt or --input)")
+            raise ConfigError("--csv works with --method ensemble alone (no --ckpt or --input)")
         return
     if not ckpts:
-        raise PredictError("give --ckpt (or, for --method ensemble, --csv files)")
+        raise ConfigError("give --ckpt (or, for --method ensemble, --csv files)")
     if input_path is None:
-        raise PredictError("give --input (a folder of images, a .npy file or a CIFAR pickle)")
+        raise ConfigError("give --input (a folder of images, a .npy file or a CIFAR pickle)")
     if len(ckpts) > 1 and method != "ensemble":
-        raise PredictError(f"several --ckpt need --method ensemble, not {method}")
+        raise ConfigError(f"several --ckpt need --method ensemble, not {method}")
     if method in ("plain", "class_specialized") and tta not in (None, "none"):
-        raise PredictError(f"--method {method} uses one view; use --method tta or adaptive for --tta")
+        raise ConfigError(f"--method {method} uses one view; use --method tta or adaptive for --tta")

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from cifar_resnets.errors import UserError, find_cause
+from cifar_resnets.errors import InputError, find_cause
 
 # Why a write failed, in words, by errno (anything else: the system's own message).
 _CAUSES = {
@@ -26,10 +26,6 @@ _CAUSES = {
     errno.ENOTDIR: "a file stands where a folder must be",
     errno.EISDIR: "it is a folder",
 }
-
-
-class OutputError(UserError, ValueError):
-    """An output that cannot be written where asked; the message names the path and the cause."""
 
 
 def _cause(err: OSError) -> str:
@@ -69,22 +65,22 @@ def _check_folder(folder: Path, flag: str) -> None:
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise OutputError(f"{flag} {folder}: cannot write there, {ancestor} is a file, not a folder")
+        raise InputError(f"{flag} {folder}: cannot write there, {ancestor} is a file, not a folder")
     try:
         with tempfile.TemporaryFile(dir=ancestor):
             pass
     except OSError as err:
-        raise OutputError(f"{flag} {folder}: cannot write in {ancestor} ({_cause(err)})") from None
+        raise InputError(f"{flag} {folder}: cannot write in {ancestor} ({_cause(err)})") from None
 
 
 def check_output_file(out: str | Path, inputs: Iterable[str | Path | None], flag: str) -> Path:
     """Refuse ``out`` (a file to write) when it is an input, a folder, or in a folder that takes no files."""
     out = Path(out)
     if out.is_dir():
-        raise OutputError(f"{flag} {out} is a folder; give a file name")
+        raise InputError(f"{flag} {out} is a folder; give a file name")
     hit = _is_input(out, _guarded(inputs))
     if hit is not None:
-        raise OutputError(f"{flag} {out} would overwrite the input {hit}; write the output elsewhere")
+        raise InputError(f"{flag} {out} would overwrite the input {hit}; write the output elsewhere")
     _check_folder(out.parent, flag)
     return out
 
@@ -96,12 +92,12 @@ def check_output_folder(
     the files would overwrite an input."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise OutputError(f"{flag} {out} is a file; give a folder for the output files")
+        raise InputError(f"{flag} {out} is a file; give a folder for the output files")
     guarded = _guarded(inputs)
     for name in names:
         hit = _is_input(out / name, guarded)
         if hit is not None:
-            raise OutputError(f"{flag} {out} would overwrite the input {hit}; write the output elsewhere")
+            raise InputError(f"{flag} {out} would overwrite the input {hit}; write the output elsewhere")
     _check_folder(out, flag)
     return out
 
@@ -112,7 +108,7 @@ def make_folder(folder: str | Path, flag: str) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise OutputError(f"{flag} {folder}: cannot make the folder ({_cause(err)})") from None
+        raise InputError(f"{flag} {folder}: cannot make the folder ({_cause(err)})") from None
     return folder
 
 
@@ -132,7 +128,7 @@ def _one_line(path: Path) -> Iterator[None]:
         os_err = find_cause(err, OSError)
         if os_err is None:
             raise
-        raise OutputError(f"cannot write {path}: {_cause(os_err)}; nothing there was changed") from None
+        raise InputError(f"cannot write {path}: {_cause(os_err)}; nothing there was changed") from None
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:

@@ -17,7 +17,7 @@ from torch import nn
 from torch.fx.experimental.optimization import fuse
 from torch.fx.proxy import TraceError
 
-from cifar_resnets.errors import UserError
+from cifar_resnets.errors import ConfigError
 from cifar_resnets.inference.checkpoint import LoadedModel
 from cifar_resnets.inference.options import TTA_MODES
 from cifar_resnets.inference.preprocess import Preprocess
@@ -25,13 +25,9 @@ from cifar_resnets.inference.preprocess import Preprocess
 _SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))
 
 
-class InferenceError(UserError, ValueError):
-    """A request the inference helpers cannot serve (unknown TTA mode, no such device, bad batch size)."""
-
-
 def check_tta(tta: str) -> str:
     if tta not in TTA_MODES:
-        raise InferenceError(f"tta={tta!r} is not supported; choose one of {list(TTA_MODES)}")
+        raise ConfigError(f"tta={tta!r} is not supported; choose one of {list(TTA_MODES)}")
     return tta
 
 
@@ -42,7 +38,7 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InferenceError(f"device={device!r} asked for a GPU but none is available; use device=cpu")
+        raise ConfigError(f"device={device!r} asked for a GPU but none is available; use device=cpu")
     return torch.device(device)
 
 
@@ -99,7 +95,7 @@ def inference_net(model: LoadedModel, device: torch.device) -> nn.Module:
 
 def _chunks(images: torch.Tensor, batch_size: int) -> Iterable[torch.Tensor]:
     if batch_size < 1:
-        raise InferenceError(f"batch_size must be >= 1, got {batch_size}")
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     return (images[start : start + batch_size] for start in range(0, images.shape[0], batch_size))
 
 
@@ -133,7 +129,7 @@ def predict_probs(
     """Probabilities [N, C] (float32, CPU) of uint8 images [N, 3, H, W] of one size, any size."""
     images = torch.as_tensor(images)
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
-        raise InferenceError(
+        raise ConfigError(
             f"expected uint8 images [N, 3, H, W], got {tuple(images.shape)} {images.dtype}; "
             "cifar_resnets.inference.inputs reads user files into this layout"
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from cifar_resnets.inference.options import PredictError
+from cifar_resnets.errors import ConfigError
 from cifar_resnets.inference.outputs import make_folder, write_atomic
 
 PROB_PREFIX = "prob_"
@@ -31,7 +31,7 @@ def write_predictions(prediction: Prediction, out: str | Path, probs: bool = Fal
     """Write ``id,label`` (+ ``prob_<class>`` columns) to ``out`` in one step: the predictions only."""
     out = Path(out)
     if probs and prediction.probs is None:
-        raise PredictError("--probs: this method (majority vote) has no probabilities to write")
+        raise ConfigError("--probs: this method (majority vote) has no probabilities to write")
     make_folder(out.parent, "--out")
 
     def write(tmp: Path) -> None:

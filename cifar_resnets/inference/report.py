@@ -16,11 +16,7 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
-from cifar_resnets.errors import UserError
-
-
-class ReportError(UserError, ValueError):
-    """Predictions and labels that cannot be scored together."""
+from cifar_resnets.errors import InputError
 
 
 def classification_report(
@@ -34,7 +30,7 @@ def classification_report(
     y = torch.as_tensor(np.asarray(labels)).long().reshape(-1)
     p = torch.as_tensor(np.asarray(preds)).long().reshape(-1)
     if y.shape != p.shape or y.numel() == 0:
-        raise ReportError(f"need as many predictions as labels (> 0), got {p.numel()} and {y.numel()}")
+        raise InputError(f"need as many predictions as labels (> 0), got {p.numel()} and {y.numel()}")
     c = len(classes)
     kw = {"num_classes": c, "validate_args": True}
     per_class = {

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cifar_resnets.inference.options import PredictError
+from cifar_resnets.errors import ConfigError
 from cifar_resnets.inference.report import classification_report
 
 THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(20))
@@ -33,13 +33,13 @@ def pick_hard_classes(
         names = [s.strip() for s in spec.split(",") if s.strip()]
         unknown = [n for n in names if n not in classes]
         if unknown:
-            raise PredictError(
+            raise ConfigError(
                 f"--hard-classes: unknown classes {unknown}; the checkpoint has {list(classes)}"
             )
         return [list(classes).index(n) for n in names]
     count = int(spec) if spec else max(1, math.ceil(0.3 * c))
     if not 1 <= count < c:
-        raise PredictError(f"--hard-classes={count}: need between 1 and {c - 1} classes")
+        raise ConfigError(f"--hard-classes={count}: need between 1 and {c - 1} classes")
     f1 = [row["f1"] for row in classification_report(labels, probs.argmax(1), classes)["per_class"]]
     return sorted(np.argsort(f1, kind="stable")[:count].tolist())
 

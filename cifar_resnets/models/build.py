@@ -26,10 +26,6 @@ TRAINING_MODEL_KEYS = ("name", "compile", "compile_mode", "channels_last")
 PRETRAINED_KEYS = ("weights", "weights_path")
 
 
-class ModelConfigError(ConfigError):
-    """A model config that does not describe a net of this suite; the message names the key."""
-
-
 def _plain(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
     # An OmegaConf node (training passes the composed config) becomes plain containers; omegaconf is
     # only looked up, never imported, so that loading a checkpoint stays free of Hydra.
@@ -37,9 +33,7 @@ def _plain(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
     if omegaconf is not None and isinstance(model_cfg, omegaconf.DictConfig):
         return omegaconf.OmegaConf.to_container(model_cfg, resolve=True)
     if not isinstance(model_cfg, Mapping):
-        raise ModelConfigError(
-            f"a model config must be a mapping with a _target_, got {type(model_cfg).__name__}"
-        )
+        raise ConfigError(f"a model config must be a mapping with a _target_, got {type(model_cfg).__name__}")
     return dict(model_cfg)
 
 
@@ -51,7 +45,7 @@ def model_constructor(target: Any) -> Callable[..., nn.Module]:
     """The class or function ``target`` names, if it is a public one defined in ``cifar_resnets.models``."""
     text = str(target)
     module_name, _, attr = text.rpartition(".")
-    refused = ModelConfigError(
+    refused = ConfigError(
         f"model._target_={text!r} is not a net of this suite; only classes and functions of "
         f"{MODELS_PACKAGE} can be built"
     )
@@ -84,17 +78,17 @@ def build_net(model_cfg: Mapping[str, Any], num_classes: int, pretrained: bool =
     constructor = model_constructor(kwargs.pop("_target_", None))
     for key, value in kwargs.items():
         if _nested_target(value):
-            raise ModelConfigError(f"model.{key} holds an object to build; model configs take plain values")
+            raise ConfigError(f"model.{key} holds an object to build; model configs take plain values")
     if not pretrained:
         kwargs.update({k: None for k in PRETRAINED_KEYS if k in kwargs})
     name = f"{constructor.__module__}.{constructor.__name__}"
     try:
         inspect.signature(constructor).bind(**kwargs, num_classes=num_classes)
     except TypeError as err:
-        raise ModelConfigError(f"model config does not fit {name}: {err}") from None
+        raise ConfigError(f"model config does not fit {name}: {err}") from None
     net = constructor(**kwargs, num_classes=num_classes)
     if not isinstance(net, nn.Module):
-        raise ModelConfigError(f"model._target_={name} built a {type(net).__name__}, not a torch module")
+        raise ConfigError(f"model._target_={name} built a {type(net).__name__}, not a torch module")
     return net
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cifar_resnets.errors import UserError
+from cifar_resnets.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # torch loads when a file is read: the app lists the names before it needs torch
     import torch
@@ -22,7 +22,6 @@ if TYPE_CHECKING:  # torch loads when a file is read: the app lists the names be
 __all__ = [
     "CLASS_NAMES",
     "PREFIX",
-    "PretrainedError",
     "PretrainedNet",
     "find_release",
     "is_pretrained",
@@ -144,10 +143,6 @@ _CHENYAOFO_NORM = {
     "cifar100": ((0.5070, 0.4865, 0.4409), (0.2673, 0.2564, 0.2761)),
 }
 _HASH = re.compile(r"-([a-f0-9]{8,})\.")
-
-
-class PretrainedError(UserError, ValueError):
-    """An unknown pretrained name, or a release file that cannot be read or fetched."""
 
 
 @dataclass(frozen=True)
@@ -273,7 +268,7 @@ def pretrained_net(name: str) -> PretrainedNet:
     """The release a full name denotes; an unknown name lists the known ones."""
     release = _BY_NAME.get(str(name))
     if release is None:
-        raise PretrainedError(f"unknown pretrained net {name!r}; choose one of {', '.join(_BY_NAME)}")
+        raise ConfigError(f"unknown pretrained net {name!r}; choose one of {', '.join(_BY_NAME)}")
     return release
 
 
@@ -287,9 +282,9 @@ def find_release(name_or_path: str | Path) -> tuple[PretrainedNet, Path]:
     path = Path(text).expanduser()
     release = _BY_FILE.get(path.name)
     if release is None:
-        raise PretrainedError(f"{path} is not a known release file; pass one of {', '.join(_BY_FILE)}")
+        raise ConfigError(f"{path} is not a known release file; pass one of {', '.join(_BY_FILE)}")
     if not path.is_file():
-        raise PretrainedError(f"{path} does not exist; download it from {release.url}")
+        raise DataError(f"{path} does not exist; download it from {release.url}")
     return release, path
 
 
@@ -312,11 +307,11 @@ def _cached_file(release: PretrainedNet) -> Path:
         torch.hub.download_url_to_file(release.url, str(target), _HASH.search(release.file_name).group(1))
     except (urllib.error.URLError, OSError, TimeoutError) as err:
         reason = getattr(err, "reason", err)
-        raise PretrainedError(
+        raise DataError(
             f"cannot download {release.url} ({reason}); offline, put that file at {target}"
         ) from None
     except RuntimeError as err:  # torch.hub: the download's SHA-256 does not start with the name's hash
-        raise PretrainedError(f"{release.url}: the downloaded file is not the release ({err})") from None
+        raise DataError(f"{release.url}: the downloaded file is not the release ({err})") from None
     return target
 
 
@@ -326,14 +321,14 @@ def _read(release: PretrainedNet, path: Path) -> dict[str, torch.Tensor]:
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any failure to read means a damaged or foreign copy
-        raise PretrainedError(
+        raise DataError(
             f"{path} is not a readable copy of {release.url} ({str(err).strip().splitlines()[0][:120]}); "
             "delete it and load the name again"
         ) from None
     if isinstance(content, dict) and isinstance(content.get("state_dict"), dict):
         content = content["state_dict"]
     if not isinstance(content, dict) or not all(isinstance(v, torch.Tensor) for v in content.values()):
-        raise PretrainedError(f"{path} holds no state dict of tensors; download it again from {release.url}")
+        raise DataError(f"{path} holds no state dict of tensors; download it again from {release.url}")
     return {k.removeprefix("module."): v for k, v in content.items()}
 
 
@@ -395,7 +390,7 @@ def release_state(name_or_path: str | Path) -> tuple[PretrainedNet, dict[str, to
             return release, _from_akamaster(state, release.depth)
         return release, _from_chenyaofo(state)
     except (KeyError, IndexError) as err:
-        raise PretrainedError(
+        raise DataError(
             f"{path} does not hold the layout of {release.name} (no {err}); "
             f"download it again from {release.url}"
         ) from None

@@ -15,10 +15,9 @@ from torch import nn
 from torchvision.models import ResNet18_Weights, ResNet50_Weights
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
-from cifar_resnets.errors import ConfigError, UserError
+from cifar_resnets.errors import ConfigError, DataError
 from cifar_resnets.models.transfer import (
     FreezableBackbone,
-    WeightsMismatchError,
     check_freeze,
     load_backbone_state,
     read_weights_file,
@@ -26,8 +25,6 @@ from cifar_resnets.models.transfer import (
 
 __all__ = [
     "TorchvisionResNet",
-    "WeightsDownloadError",
-    "WeightsMismatchError",
     "load_backbone_state",
     "read_weights_file",
     "resnet18",
@@ -36,10 +33,6 @@ __all__ = [
 
 STEMS = ("cifar", "imagenet")
 HEADS = ("linear", "mlp256")
-
-
-class WeightsDownloadError(UserError, RuntimeError):
-    """torchvision weights could not be downloaded (offline machine, proxy, ...)."""
 
 
 class TorchvisionResNet(FreezableBackbone, ResNet):
@@ -177,7 +170,7 @@ def _download(weights_enum, name: str) -> dict[str, torch.Tensor]:
             w.url, map_location="cpu", progress=True, check_hash=True, weights_only=True
         )
     except Exception as err:  # URLError, HTTPError, OSError, hash mismatch: all mean "no usable file"
-        raise WeightsDownloadError(
+        raise DataError(
             f"could not download torchvision weights {weights_enum.__name__}.{w.name} from {w.url} ({err}); "
             "download the file on a machine with internet and pass it as weights_path=FILE"
         ) from err

@@ -15,13 +15,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cifar_resnets.errors import ConfigError, UserError
+from cifar_resnets.errors import CheckpointError, ConfigError
 
 __all__ = [
     "FREEZES",
     "HEAD_PREFIX",
     "FreezableBackbone",
-    "WeightsMismatchError",
     "check_freeze",
     "load_backbone_state",
     "read_weights_file",
@@ -29,10 +28,6 @@ __all__ = [
 
 FREEZES = ("none", "backbone")
 HEAD_PREFIX = "fc."
-
-
-class WeightsMismatchError(UserError, ValueError):
-    """A weights file or checkpoint does not fit the backbone (names or shapes differ)."""
 
 
 def check_freeze(freeze: str | None) -> str:
@@ -82,14 +77,17 @@ def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        raise WeightsMismatchError(
+        raise CheckpointError(
             f"cannot read {path} as tensors-only weights ({type(err).__name__}: {str(err).splitlines()[0]}); "
-            "pass a state dict or a checkpoint saved with plain-container hyperparameters"
+            "pass a state dict or a checkpoint saved with plain-container hyperparameters",
+            "not_a_checkpoint",
         ) from err
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise WeightsMismatchError(f"{path} holds no state dict of tensors; pass a state dict or a .ckpt")
+        raise CheckpointError(
+            f"{path} holds no state dict of tensors; pass a state dict or a .ckpt", "foreign"
+        )
     if any(k.startswith("net.") for k in obj):
         obj = {k[len("net.") :]: v for k, v in obj.items() if k.startswith("net.")}
     return {k.replace("_orig_mod.", ""): v for k, v in obj.items()}
@@ -101,7 +99,7 @@ def load_backbone_state(
     """Copy every backbone tensor of ``state`` into ``net`` (in place); the head ``fc.*`` is skipped.
 
     ``skip`` names further keys left out on both sides (a stem that cannot fit, say). Raises
-    WeightsMismatchError naming the layers whose name or shape does not fit.
+    CheckpointError naming the layers whose name or shape does not fit.
     """
     skip = set(skip)
     own = {k: v for k, v in net.state_dict().items() if not k.startswith(HEAD_PREFIX) and k not in skip}
@@ -115,10 +113,11 @@ def load_backbone_state(
     ]
     if problems:
         shown = "; ".join(problems[:5])
-        raise WeightsMismatchError(
+        raise CheckpointError(
             f"{source} does not fit this backbone: {len(problems)} mismatched layers, e.g. {shown}; "
             "check the model name and its options (depth, stem, shortcut) and that the file comes from "
-            "the same architecture"
+            "the same architecture",
+            "other_model",
         )
     with torch.no_grad():
         for k, v in own.items():

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from cifar_resnets.config.compose import compose_train
+from cifar_resnets.errors import RunError
 from cifar_resnets.reproduce.results import job_state
 from cifar_resnets.reproduce.spec import RowSpec, TableSpec, job_name, load_table_arg, table_names
-from cifar_resnets.training.run_lock import RunFolderBusy, busy_holder
+from cifar_resnets.training.run_lock import busy_holder
 
 CIFAR_TRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000}
 
@@ -128,7 +129,7 @@ def plan(table: TableSpec, table_dir: Path, seeds: int, rows: Sequence[str] | No
             if state != "done" and job_dir.exists():
                 busy = busy_holder(job_dir)
                 if busy is not None:  # a job of an earlier launch still running (on a cluster, say)
-                    raise RunFolderBusy(
+                    raise RunError(
                         f"job folder {job_dir} is in use by a run ({busy}); wait for it to end before "
                         "running the table again"
                     )

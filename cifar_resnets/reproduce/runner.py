@@ -20,17 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from cifar_resnets.config.compose import compose_train
-from cifar_resnets.errors import UserError
 from cifar_resnets.reproduce.plan import Job, longest_first, plan, smoke_overrides, write_smoke_data
 from cifar_resnets.reproduce.report import format_seconds, report
 from cifar_resnets.reproduce.results import job_state, read_json
 from cifar_resnets.reproduce.spec import RowSpec, TableSpec, job_name, load_table_arg
 from cifar_resnets.reproduce.table_lock import table_folder_lock
-
-
-class ReproduceError(UserError, ValueError):
-    """Bad command-line input to cifar-reproduce."""
-
 
 # ----------------------------------------------------------------------------- running
 

@@ -17,13 +17,9 @@ from typing import Any
 import yaml
 
 from cifar_resnets.config.resources import experiments_dir
-from cifar_resnets.errors import UserError
+from cifar_resnets.errors import ConfigError
 
 DISPLAYS = ("accuracy", "error")
-
-
-class TableError(UserError, ValueError):
-    """A table definition that cannot be used; the message names the file and the key."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +81,7 @@ class TableSpec:
         unknown = [n for n in names if n not in {r.name for r in self.rows}]
         if unknown:
             valid = ", ".join(r.name for r in self.rows)
-            raise TableError(f"{self.name} has no row {', '.join(unknown)}; its rows are {valid}")
+            raise ConfigError(f"{self.name} has no row {', '.join(unknown)}; its rows are {valid}")
         return tuple(r for r in self.rows if r.name in names)
 
     @property
@@ -99,9 +95,9 @@ def table_names(directory: Path | None = None) -> list[str]:
 
 def _require(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
     if key not in data:
-        raise TableError(f"{where}: missing key {key!r}")
+        raise ConfigError(f"{where}: missing key {key!r}")
     if not isinstance(data[key], kind):
-        raise TableError(f"{where}: {key!r} must be {kind}, got {data[key]!r}")
+        raise ConfigError(f"{where}: {key!r} must be {kind}, got {data[key]!r}")
     return data[key]
 
 
@@ -109,7 +105,7 @@ def _strings(value: Any, where: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise TableError(f"{where} must be a list of override strings like 'model=resnet20'")
+        raise ConfigError(f"{where} must be a list of override strings like 'model=resnet20'")
     return tuple(value)
 
 
@@ -118,7 +114,7 @@ def _claims(value: Any, rows: list[str], where: str) -> tuple[Claim, ...]:
     for text in _strings(value, f"{where}: claims"):
         parts = text.split()
         if len(parts) != 3 or parts[1] not in _COMPARISONS or not {parts[0], parts[2]} <= set(rows):
-            raise TableError(
+            raise ConfigError(
                 f"{where}: claim {text!r} must read 'ROW OP ROW' with OP one of {' '.join(_COMPARISONS)} "
                 f"and rows among {', '.join(rows)}"
             )
@@ -131,31 +127,31 @@ def load_table(name: str, directory: Path | None = None) -> TableSpec:
     directory = directory or experiments_dir()
     path = directory / f"{name}.yaml"
     if not path.is_file():
-        raise TableError(f"unknown table {name!r}; choose one of {', '.join(table_names(directory))}")
+        raise ConfigError(f"unknown table {name!r}; choose one of {', '.join(table_names(directory))}")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise TableError(f"{path} is not valid YAML: {err}") from None
+        raise ConfigError(f"{path} is not valid YAML: {err}") from None
     if not isinstance(data, dict):
-        raise TableError(f"{path} must hold a mapping")
+        raise ConfigError(f"{path} must hold a mapping")
     where = str(path)
     display = data.get("display", "accuracy")
     if display not in DISPLAYS:
-        raise TableError(f"{where}: display must be one of {DISPLAYS}, got {display!r}")
+        raise ConfigError(f"{where}: display must be one of {DISPLAYS}, got {display!r}")
     seeds = _require(data, "seeds", int, where)
     if seeds < 1:
-        raise TableError(f"{where}: seeds must be >= 1")
+        raise ConfigError(f"{where}: seeds must be >= 1")
     rows = []
     for i, row in enumerate(_require(data, "rows", list, where)):
         rwhere = f"{where}: rows[{i}]"
         if not isinstance(row, dict):
-            raise TableError(f"{rwhere} must be a mapping with name and overrides")
+            raise ConfigError(f"{rwhere} must be a mapping with name and overrides")
         name = _require(row, "name", str, rwhere)
         if not name.replace("_", "").replace("-", "").isalnum():
-            raise TableError(f"{rwhere}: name {name!r} may hold only letters, digits, '_' and '-'")
+            raise ConfigError(f"{rwhere}: name {name!r} may hold only letters, digits, '_' and '-'")
         published = row.get("published")
         if published is not None and not isinstance(published, (int, float)):
-            raise TableError(f"{rwhere}: published must be a number (percent) or null")
+            raise ConfigError(f"{rwhere}: published must be a number (percent) or null")
         rows.append(
             RowSpec(
                 name=name,
@@ -168,9 +164,9 @@ def load_table(name: str, directory: Path | None = None) -> TableSpec:
         )
     names = [r.name for r in rows]
     if len(set(names)) != len(names):
-        raise TableError(f"{where}: row names must be unique, got {names}")
+        raise ConfigError(f"{where}: row names must be unique, got {names}")
     if not rows:
-        raise TableError(f"{where}: a table needs at least one row")
+        raise ConfigError(f"{where}: a table needs at least one row")
     return TableSpec(
         name=name_of(path),
         title=str(data.get("title", path.stem)),
@@ -201,6 +197,6 @@ def load_table_arg(arg: str) -> TableSpec:
     path = Path(arg)
     if path.suffix == ".yaml":
         if not path.is_file():
-            raise TableError(f"table file {arg} does not exist; pass an existing .yaml or a table name")
+            raise ConfigError(f"table file {arg} does not exist; pass an existing .yaml or a table name")
         return load_table(path.stem, path.parent)
     return load_table(arg)

@@ -20,15 +20,11 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from cifar_resnets.errors import UserError
+from cifar_resnets.errors import RunError
 from cifar_resnets.provenance import utc_now
 
 LOCK_NAME = ".reproduce.lock"
 HOLDER_NAME = ".reproduce.holder.json"
-
-
-class TableFolderBusy(UserError):
-    """Another cifar-reproduce is running in this table folder."""
 
 
 def _holder(table_dir: Path) -> str:
@@ -41,12 +37,12 @@ def _holder(table_dir: Path) -> str:
 
 @contextlib.contextmanager
 def table_folder_lock(table_dir: Path) -> Iterator[None]:
-    """Hold ``table_dir`` for this process, or raise ``TableFolderBusy`` naming the holder."""
+    """Hold ``table_dir`` for this process, or raise ``RunError`` naming the holder."""
     lock = FileLock(table_dir / LOCK_NAME, timeout=0)
     try:
         lock.acquire()
     except Timeout:
-        raise TableFolderBusy(
+        raise RunError(
             f"table folder {table_dir} is in use by another cifar-reproduce ({_holder(table_dir)}); wait "
             "for it to end, or give this one its own folder (--out ...)"
         ) from None

@@ -5,18 +5,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from cifar_resnets.errors import UserError
-
-
-class OptunaMissing(UserError):
-    """The search extra is not installed."""
+from cifar_resnets.errors import ConfigError
 
 
 def import_optuna() -> ModuleType:
     try:
         import optuna
     except ImportError as err:
-        raise OptunaMissing(
-            f"cifar-search needs Optuna ({err}): pip install 'cifar_resnets[search]'"
-        ) from None
+        raise ConfigError(f"cifar-search needs Optuna ({err}): pip install 'cifar_resnets[search]'") from None
     return optuna

@@ -16,8 +16,8 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from cifar_resnets.errors import ConfigError
-from cifar_resnets.inference.checkpoint import CheckpointError, read_checkpoint
+from cifar_resnets.errors import CheckpointError, ConfigError
+from cifar_resnets.inference.checkpoint import read_checkpoint
 from cifar_resnets.models.build import build_net
 from cifar_resnets.training.run_folder import RunFolder
 

@@ -21,7 +21,7 @@ import lightning as L
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import OmegaConf
 
-from cifar_resnets.errors import UserError
+from cifar_resnets.errors import CheckpointError, RunError
 from cifar_resnets.reporting.plots import write_training_history
 from cifar_resnets.training.run_lock import holds_run
 
@@ -38,10 +38,6 @@ WRITE_ERRNOS = {
     errno.EEXIST: "a file stands where a folder must be",
     errno.EISDIR: "a folder stands where a file must be",
 }
-
-
-class RunFolderWriteError(UserError):
-    """A file of the run could not be written; the message names the path, the cause and what was kept."""
 
 
 @dataclass
@@ -92,7 +88,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _checkpoint_step(path: Path) -> int | None:
-    from cifar_resnets.inference.checkpoint import CheckpointError, read_checkpoint
+    from cifar_resnets.inference.checkpoint import read_checkpoint
 
     try:
         return int(read_checkpoint(path).get("global_step", 0))
@@ -181,7 +177,7 @@ class RunFolder:
         if status != "refused":  # a refusal is the command's own one-line error
             log.error("run %s: %s", status, message)
 
-    def write_error(self, err: BaseException) -> RunFolderWriteError | None:
+    def write_error(self, err: BaseException) -> RunError | None:
         """``err`` as one line naming the path and the cause, when it is a failure to write, else None.
 
         With no space left it names the last good checkpoint, which the atomic writes kept whole.
@@ -205,7 +201,7 @@ class RunFolder:
             )
         else:
             message += "; choose a writable folder (hydra.run.dir=...)"
-        return RunFolderWriteError(message)
+        return RunError(message)
 
     def write_training_history(self) -> None:
         """``training_history.png``: the curves without TensorBoard, from the run's logged scalars."""

@@ -24,7 +24,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from cifar_resnets.errors import UserError
+from cifar_resnets.errors import RunError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +33,6 @@ SWEEP_LOCK_NAME = ".sweep.lock"
 # Environment variables through which launchers (Lightning, torchrun, SLURM, jsrun) give a process its
 # rank; a process with a non-zero one is not the run's first.
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
-
-
-class RunFolderBusy(UserError):
-    """Another live process is running in this run folder."""
 
 
 # Lock files this process holds: path -> [lock file descriptor, nesting depth].
@@ -93,7 +89,7 @@ def _describe(holder: dict[str, Any] | None) -> str:
 
 
 def acquire(folder: str | Path, name: str = LOCK_NAME) -> None:
-    """Lock ``folder`` (created if missing) for this process, or raise ``RunFolderBusy``."""
+    """Lock ``folder`` (created if missing) for this process, or raise ``RunError``."""
     if not first_process():
         return
     lock = Path(folder).absolute() / name
@@ -108,11 +104,11 @@ def acquire(folder: str | Path, name: str = LOCK_NAME) -> None:
         holder = _read_holder(fd)
         os.close(fd)
         if name == SWEEP_LOCK_NAME:
-            raise RunFolderBusy(
+            raise RunError(
                 f"sweep folder {lock.parent} is in use by another sweep ({_describe(holder)}); wait for it "
                 "to end, or give this sweep its own folder (hydra.sweep.dir=...)"
             ) from None
-        raise RunFolderBusy(
+        raise RunError(
             f"run folder {lock.parent} is in use by another run ({_describe(holder)}); wait for it to end, "
             "or give this run its own folder (hydra.run.dir=...)"
         ) from None
@@ -206,7 +202,7 @@ class RunFolderLockCallback(Callback):
         folder = self._folder(config)
         try:
             acquire(folder)
-        except RunFolderBusy as err:
+        except RunError as err:
             self._refuse(err)
         # Loaded here, when the run goes ahead: the checks read checkpoints (torch, Lightning).
         from cifar_resnets.errors import find_user_error
@@ -231,7 +227,7 @@ class RunFolderLockCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             acquire(os.path.abspath(str(config.hydra.sweep.dir)), SWEEP_LOCK_NAME)
-        except RunFolderBusy as err:
+        except RunError as err:
             self._refuse(err)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -10,17 +10,13 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
-from cifar_resnets.errors import UserError
+from cifar_resnets.errors import RunError, UserError
 from cifar_resnets.training.resume import resume_checkpoint
 from cifar_resnets.training.run_folder import ExistingRun, RunFolder
 from cifar_resnets.training.run_lock import first_process
 
 # Lightning's max_epochs when neither limit is set.
 LIGHTNING_DEFAULT_MAX_EPOCHS = 1000
-
-
-class RunFolderTaken(UserError):
-    """A new run into a folder that already holds a run."""
 
 
 @dataclass
@@ -60,7 +56,7 @@ def decide_start(cfg: DictConfig, folder: RunFolder) -> Start:
     if existing is None:
         return Start(None, resume_checkpoint(cfg.ckpt_path, folder, cfg))
     if cfg.ckpt_path is None:
-        raise RunFolderTaken(
+        raise RunError(
             f"run folder {folder.path} already holds {existing.describe()}; continue it with "
             "ckpt_path=auto, or give this run another folder (hydra.run.dir=...)"
         )

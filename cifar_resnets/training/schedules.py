@@ -21,7 +21,8 @@ from torch.optim.lr_scheduler import (
     SequentialLR,
 )
 
-from cifar_resnets.config.milestones import WARMUP_MODES, ScheduleConfigError, milestone_steps
+from cifar_resnets.config.milestones import WARMUP_MODES, milestone_steps
+from cifar_resnets.errors import ConfigError
 
 
 def planned_steps(max_steps: int | None, max_epochs: int | None, steps_per_epoch: int | None) -> int | None:
@@ -41,7 +42,7 @@ def _with_warmup(
     """``main`` after ``warmup_steps``: a linear ramp from lr/warmup_steps, or (``constant``) lr/10
     throughout, as He et al. warmed ResNet-110 up at 0.01. ``main`` starts counting after the warm-up."""
     if warmup_mode not in WARMUP_MODES:
-        raise ScheduleConfigError(f"schedule.warmup_mode must be one of {WARMUP_MODES}, got {warmup_mode!r}")
+        raise ConfigError(f"schedule.warmup_mode must be one of {WARMUP_MODES}, got {warmup_mode!r}")
     if warmup_steps <= 0:
         return main
     if warmup_mode == "constant":
@@ -85,9 +86,7 @@ def cosine(
 ) -> LRScheduler:
     """Cosine annealing from the optimizer's lr to ``eta_min`` over the whole run."""
     if warmup_steps >= total_steps:
-        raise ScheduleConfigError(
-            f"schedule.warmup_steps={warmup_steps} must be below the run's {total_steps} steps"
-        )
+        raise ConfigError(f"schedule.warmup_steps={warmup_steps} must be below the run's {total_steps} steps")
     main = CosineAnnealingLR(optimizer, T_max=total_steps - warmup_steps, eta_min=eta_min)
     return _with_warmup(optimizer, main, warmup_steps)
 

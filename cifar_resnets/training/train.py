@@ -20,16 +20,15 @@ from omegaconf import DictConfig
 
 from cifar_resnets.config.checks import check_config, check_data_files
 from cifar_resnets.config.compose import run_config
-from cifar_resnets.errors import ConfigError
+from cifar_resnets.errors import ConfigError, RunError
 from cifar_resnets.provenance import provenance, utc_now
 from cifar_resnets.training.build import build_datamodule, build_module, build_trainer
 from cifar_resnets.training.callbacks.checkpointing import SigtermCheckpoint, TrainingInterrupted
-from cifar_resnets.training.callbacks.divergence import TrainingDiverged
 from cifar_resnets.training.callbacks.throughput import ThroughputLogger
 from cifar_resnets.training.hparams import log_hparams
 from cifar_resnets.training.run_folder import RunFolder
 from cifar_resnets.training.run_lock import run_folder_lock
-from cifar_resnets.training.run_start import RunFolderTaken, decide_start, finished_message
+from cifar_resnets.training.run_start import decide_start, finished_message
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> dict[s
         started = utc_now()
         try:
             start = decide_start(cfg, folder)
-        except RunFolderTaken:
+        except RunError:
             raise  # nothing written: the folder is another run's
         except Exception as err:
             # A refused continuation recorded itself under attempts/; a sweep job's folder (made by Hydra,
@@ -115,8 +114,8 @@ def _fit_and_test(
         interrupted = TrainingInterrupted(saved)
         folder.record_failure("interrupted", interrupted, trainer, checkpoint=saved)
         raise interrupted from err
-    except TrainingDiverged as err:
-        folder.record_failure("diverged", err, trainer, **err.as_dict())
+    except RunError as err:  # the divergence guard's: the folder's own come before the fit
+        folder.record_failure("diverged", err, trainer, **err.details)
         raise
     except Exception as err:
         folder.record_failure("failed", err, trainer)

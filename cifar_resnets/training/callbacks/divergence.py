@@ -13,39 +13,8 @@ from typing import Any
 import lightning as L
 import torch
 
-from cifar_resnets.errors import ConfigError, UserError
+from cifar_resnets.errors import ConfigError, RunError
 from cifar_resnets.training.callbacks.checkpointing import existing_last_checkpoint
-
-
-class TrainingDiverged(UserError, RuntimeError):
-    """The training loss became NaN or Inf; the message names step, epoch and learning rate.
-
-    The run failed rather than its input being refused, hence exit status 1.
-    """
-
-    exit_code = 1
-
-    def __init__(
-        self,
-        message: str,
-        step: int | None = None,
-        epoch: int | None = None,
-        lr: float | None = None,
-        last_checkpoint: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.step, self.epoch, self.lr, self.last_checkpoint = step, epoch, lr, last_checkpoint
-
-    def __reduce__(self):  # picklable with its fields (joblib sends job failures between processes)
-        return (type(self), (str(self), self.step, self.epoch, self.lr, self.last_checkpoint))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "epoch": self.epoch,
-            "lr": self.lr,
-            "last_checkpoint": self.last_checkpoint,
-        }
 
 
 def _current_lr(trainer: L.Trainer) -> float | None:
@@ -55,7 +24,8 @@ def _current_lr(trainer: L.Trainer) -> float | None:
 
 
 class DivergenceGuard(L.Callback):
-    """Raise ``TrainingDiverged`` once the loss is NaN/Inf, and never save non-finite weights.
+    """Raise a ``RunError`` (exit status 1, where it happened in ``details``) once the loss is NaN/Inf,
+    and never save non-finite weights.
 
     Args:
         check_every_n_steps: how often the recorded losses are read on the host (one sync each);
@@ -110,7 +80,7 @@ class DivergenceGuard(L.Callback):
             self._raise(trainer, "the weights are not finite", trainer.global_step)
 
     def check(self, trainer: L.Trainer) -> None:
-        """Read the recorded losses (one host sync); raise ``TrainingDiverged`` if one was NaN/Inf."""
+        """Read the recorded losses (one host sync); raise ``RunError`` if one was NaN/Inf."""
         slots, self._slots = self._slots, []
         first_bad, bad_loss = None, None
         if slots and self._losses is not None:
@@ -137,9 +107,10 @@ class DivergenceGuard(L.Callback):
         place = f"step {step} (epoch {epoch}" + (f", batch {batch}" if batch is not None else "") + ")"
         lr_text = "?" if lr is None or math.isnan(lr) else f"{lr:g}"
         kept = f"the last good checkpoint is kept: {last}" if last else "no checkpoint was written before"
-        raise TrainingDiverged(
+        raise RunError(
             f"training diverged: {what} at {place} with lr {lr_text}; {kept}; "
             "lower optim.lr or set trainer.gradient_clip_val",
+            exit_code=1,
             step=step,
             epoch=epoch,
             lr=lr,

@@ -16,11 +16,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import WeightAveraging
 
-from cifar_resnets.errors import UserError
-
-
-class EMAConfigError(UserError, ValueError):
-    """An EMA setting that cannot work."""
+from cifar_resnets.errors import ConfigError
 
 
 class FastEMA(WeightAveraging):
@@ -45,13 +41,11 @@ class FastEMA(WeightAveraging):
         use_buffers: bool = True,
     ) -> None:
         if not 0.0 <= decay <= 1.0:
-            raise EMAConfigError(f"callbacks.ema.decay must be in [0, 1], got {decay}")
+            raise ConfigError(f"callbacks.ema.decay must be in [0, 1], got {decay}")
         if int(update_every_n_steps) < 1:
-            raise EMAConfigError(
-                f"callbacks.ema.update_every_n_steps must be >= 1, got {update_every_n_steps}"
-            )
+            raise ConfigError(f"callbacks.ema.update_every_n_steps must be >= 1, got {update_every_n_steps}")
         if update_starting_at_step is not None and update_starting_at_step < 0:
-            raise EMAConfigError(
+            raise ConfigError(
                 f"callbacks.ema.update_starting_at_step must be >= 0 or null, got {update_starting_at_step}"
             )
         super().__init__(device=device, use_buffers=use_buffers)
