@@ -791,7 +791,9 @@ def test_run_readers(app_outputs: Path, checkpoint: Path) -> None:
     runs = find_runs(app_outputs)
     assert [r.name for r in runs] == [RUN_NAME]
     run = runs[0]
-    assert run.model == "resnet20" and run.data == "cifar10" and run.status == "completed" and run.sweep is None
+    assert (
+        run.model == "resnet20" and run.data == "cifar10" and run.status == "completed" and run.sweep is None
+    )
     assert run.date is not None and run.date.strftime("%Y-%m-%d %H:%M:%S") == "2026-01-02 03:04:05"
     assert checkpoint in run.checkpoints
     scalars = read_scalars(run.path)
