@@ -474,6 +474,47 @@ def test_a_run_without_test_score_or_metrics_reads_in_words(
     assert "date" not in checkpoints and "date" not in runs
 
 
+def test_each_way_a_run_ended_reads_in_words_on_the_runs_and_models_pages(
+    checkpoint: Path, monkeypatch, tmp_path: Path
+) -> None:
+    """The status each run's metrics.json records, as both tables show it; a run without a readable
+    record reads as running or stopped, or as damaged."""
+    outputs = tmp_path / "outputs"
+    records = {
+        "completed": None,  # as trained
+        "failed": {"status": "failed", "error": "RuntimeError: boom"},
+        "diverged": {"status": "diverged", "error": "RunError: training diverged at step 3"},
+        "interrupted": {"status": "interrupted", "error": "KeyboardInterrupt: SIGTERM"},
+        "running": "",  # no metrics.json yet
+        "damaged": '{"status": "compl',
+    }
+    for hour, (name, record) in enumerate(records.items()):
+        run = copy_run(checkpoint.parents[1], outputs, "2026-01-02", f"0{hour}-00-00_{name}")
+        if record == "":
+            (run / "metrics.json").unlink()
+        elif record is not None:
+            (run / "metrics.json").write_text(record if isinstance(record, str) else json.dumps(record))
+    monkeypatch.setenv("CIFAR_APP_OUTPUTS", str(outputs))
+    at = AppTest.from_file(str(APP), default_timeout=180).run()
+    assert not at.exception and not errors(at)
+    words = {
+        "completed": "completed",
+        "failed": "failed",
+        "diverged": "diverged",
+        "interrupted": "interrupted",
+        "running": "no metrics.json (running or stopped)",
+        "damaged": "metrics.json unreadable or empty (a damaged copy?)",
+    }
+    checkpoints, runs = at.dataframe[0].value, at.dataframe[-1].value
+    assert {run.split("_", 1)[1]: status for run, status in zip(runs["run"], runs["status"])} == words
+    entries = enumerate(checkpoints["checkpoint"])
+    of_run = {name: i for i, entry in entries for name in words if f"_{name} " in entry}
+    assert {name: checkpoints["status"][i] for name, i in of_run.items()} == words
+    # the checkpoint's test score comes from its run's metrics.json, when there is a readable one
+    tested = {name for name, i in of_run.items() if checkpoints["test acc"][i] != "not tested"}
+    assert tested == {"completed"} and checkpoints["test acc"][of_run["completed"]].endswith("%")
+
+
 def test_a_second_interaction_reuses_every_cached_prediction(
     app: AppTest, checkpoint: Path, known_class: int, tmp_path: Path, monkeypatch
 ) -> None:

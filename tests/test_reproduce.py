@@ -265,6 +265,50 @@ def test_rows_runs_only_the_named_rows_and_the_report_keeps_the_others(tmp_path:
     assert err.count("\n") == 0 and "no row resnet21; its rows are plain20, resnet20" in err
 
 
+ENDINGS_TABLE = """
+title: one row per way a job can end
+metric: test/acc
+seeds: 1
+rows:
+  - {name: completed, overrides: [model=resnet20]}
+  - {name: failed, overrides: [model=resnet20]}
+  - {name: diverged, overrides: [model=resnet20]}
+  - {name: error, overrides: [model=resnet20]}
+  - {name: interrupted, overrides: [model=resnet20]}
+  - {name: untested, overrides: [model=resnet20]}
+  - {name: unrun, overrides: [model=resnet20]}
+"""
+
+
+def test_the_report_says_how_each_job_ended(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each status a job's metrics.json can record, in the words of the table's status column."""
+    table, out = tmp_path / "endings.yaml", tmp_path / "endings"
+    table.write_text(ENDINGS_TABLE)
+    records = {
+        "completed": {"status": "completed", "test/acc": 0.5, "epochs": 1},
+        "failed": {"status": "failed", "error": "RuntimeError: boom"},
+        "diverged": {"status": "diverged", "error": "RunError: training diverged at step 3"},
+        "error": {"status": "error", "message": "CUDA error"},  # the status of older records
+        "interrupted": {"status": "interrupted", "error": "stopped by SIGTERM"},
+        "untested": {"status": "completed", "epochs": 1},
+    }
+    for row, record in records.items():
+        job = out / "runs" / f"{row}_seed0"
+        job.mkdir(parents=True)
+        (job / "metrics.json").write_text(json.dumps(record))
+    assert main([str(table), "--report-only", "--out", str(out)]) == 0
+    rows = table_rows((out / "endings.md").read_text())
+    assert {row: cells[-1] for row, cells in rows.items()} == {
+        "completed": "ok",
+        "failed": "failed: RuntimeError: boom",  # said once, not "failed: failed: ..."
+        "diverged": "failed: RunError: training diverged at step 3",
+        "error": "failed: CUDA error",
+        "interrupted": "interrupted (the next run continues it)",
+        "untested": "failed: metrics.json has no 'test/acc'",
+        "unrun": "not yet run",
+    }
+
+
 # A process that holds a table folder (as a running cifar-reproduce does) until a line on stdin.
 TABLE_HOLDER = (
     "import sys\n"

@@ -8,7 +8,6 @@ nothing in a file runs. The net is rebuilt by ``models.build.build_net`` without
 
 from __future__ import annotations
 
-import json
 import pickle
 import pickletools
 import re
@@ -24,6 +23,7 @@ from torch import nn
 from cifar_resnets.config.rules import ListOf, Number, Rule, Text, show
 from cifar_resnets.errors import CheckpointError, ConfigError
 from cifar_resnets.models.build import build_net, model_fingerprint
+from cifar_resnets.reporting.runs import read_metrics
 
 KINDS = ("missing", "not_a_checkpoint", "truncated", "foreign", "code", "other_model", "edited")
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
@@ -302,14 +302,6 @@ def _num_classes(path: Path, state: dict[str, torch.Tensor], hparams: dict[str, 
     return int(head[-1].shape[0])
 
 
-def _metrics(path: Path) -> dict[str, Any]:
-    metrics_file = path.parent.parent / "metrics.json"
-    try:
-        return json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-    except (OSError, ValueError):  # a run still writing it, or a damaged copy: no metrics to show
-        return {}
-
-
 def rebuild_net(path: Path, model_cfg: dict[str, Any], num_classes: int) -> torch.nn.Module:
     """The net that ``model_cfg`` describes, with fresh weights; a config no net of this suite matches
     is the file's fault (another model's weights), said as a CheckpointError naming ``path``."""
@@ -389,5 +381,5 @@ def load_model(path: str | Path) -> LoadedModel:
         image_size=image_size,
         resize_size=None if cifar_style else resize_size,
         path=path,
-        metrics=_metrics(path),
+        metrics=read_metrics(path.parent.parent) or {},  # the run's, for RUN/checkpoints/*.ckpt
     )

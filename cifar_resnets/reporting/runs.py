@@ -1,7 +1,9 @@
 """Find the runs, sweeps and checkpoints under an outputs folder and read what they recorded.
 
 Only reads, and tolerates half-written or damaged runs (one still training has no ``metrics.json``):
-missing parts come back empty rather than raising, so one bad folder cannot hide the others.
+missing parts come back empty rather than raising, so one bad folder cannot hide the others. The one
+reader of a run's ``metrics.json`` (``read_metrics``) and the one meaning of its status (``run_status``)
+live here: the app, ``cifar-reproduce``, the checkpoint loader and ``train`` itself read runs through them.
 """
 
 from __future__ import annotations
@@ -16,11 +18,48 @@ from typing import Any
 
 import yaml
 
-RUN_MARKERS = ("config.yaml", "metrics.json")
+METRICS_FILE = "metrics.json"  # written by training.run_folder: the run's numbers and how it ended
+RUN_MARKERS = ("config.yaml", METRICS_FILE)
 EVENTS_GLOB = "events.out.tfevents.*"
 CSV_METRICS = "metrics.csv"  # the CSV logger's file (conf/logger/csv.yaml)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIME = re.compile(r"^(\d{2}-\d{2}-\d{2})")
+
+# How a run ended, as ``metrics.json`` records it under "status" (``RunFolder.record_failure`` writes all
+# but "completed"; a search writes "pruned"; "refused" goes under attempts/ beside the run).
+COMPLETED = "completed"
+INTERRUPTED = "interrupted"  # stopped by SIGTERM with last.ckpt saved: ckpt_path=auto continues it
+FAILED_STATUSES = ("failed", "diverged", "error")  # ended without a result ("error": older records)
+NO_METRICS = "no metrics.json (running or stopped)"
+UNREADABLE_METRICS = "metrics.json unreadable or empty (a damaged copy?)"
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object file as a dict; None when missing, unreadable or not an object (a damaged copy)."""
+    try:
+        loaded = json.loads(Path(path).read_text())
+    except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
+def read_metrics(run_dir: str | Path) -> dict[str, Any] | None:
+    """A run folder's ``metrics.json``; None when it has none (still running, or stopped before writing
+    one) or it cannot be read. It is written through a rename, so a readable file is a whole one."""
+    return read_json(Path(run_dir) / METRICS_FILE)
+
+
+def run_status(metrics: dict[str, Any] | None) -> str | None:
+    """How the run ended: the status its ``metrics.json`` records, as written (completed, failed,
+    diverged, interrupted, ...); a record without one is a completed run; None without a record."""
+    if not metrics:
+        return None
+    return str(metrics.get("status") or COMPLETED)
+
+
+def recorded_failure(metrics: dict[str, Any]) -> str:
+    """Why a record's run did not complete: its error line, else its status."""
+    return str(metrics.get("error") or metrics.get("message") or metrics.get("reason") or run_status(metrics))
 
 
 @dataclass
@@ -54,10 +93,11 @@ class Run:
 
     @property
     def status(self) -> str:
-        """The status ``metrics.json`` records (completed, failed, diverged, interrupted), as written."""
-        if not self.metrics:
-            return "no metrics.json (running or stopped)"
-        return str(self.metrics.get("status") or "completed")
+        """How the run ended (``run_status``), or why that is not known yet, in the words tables show."""
+        status = run_status(self.metrics)
+        if status is not None:
+            return status
+        return UNREADABLE_METRICS if (self.path / METRICS_FILE).is_file() else NO_METRICS
 
     @property
     def recorded(self) -> bool:
@@ -116,15 +156,6 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {}
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    """A run's ``metrics.json`` as a dict; {} when missing or unreadable."""
-    try:
-        loaded = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
-
-
 def _run_date(run_dir: Path, outputs: Path) -> datetime | None:
     """Start time from Hydra's folder names (``<date>/<time>_<name>`` or ``<date>/<time>/<job>``),
     else the modification time of the run's first file."""
@@ -176,7 +207,7 @@ def find_runs(outputs: str | Path) -> list[Run]:
                 path=folder,
                 sweep=_sweep_of(folder),
                 config=read_yaml(folder / "config.yaml"),
-                metrics=read_json(folder / "metrics.json"),
+                metrics=read_metrics(folder) or {},
                 checkpoints=sorted((folder / "checkpoints").glob("*.ckpt")),
                 date=_run_date(folder, outputs),
             )

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from cifar_resnets.errors import UserError
+from cifar_resnets.reporting.runs import read_metrics
 from cifar_resnets.reproduce.plan import Job
-from cifar_resnets.reproduce.results import RowResult, check_claims, device_and_versions, gather, read_json
+from cifar_resnets.reproduce.results import RowResult, check_claims, device_and_versions, gather
 from cifar_resnets.reproduce.spec import TableSpec
 
 
@@ -228,7 +229,7 @@ def write_runs_csv(table: TableSpec, jobs: list[Job], record: dict[str, Any], pa
         writer = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         for job in jobs:
-            metrics = read_json(job.dir / "metrics.json") or {}
+            metrics = read_metrics(job.dir) or {}
             state = record.get(job.name, {})
             writer.writerow(
                 {

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cifar_resnets.reporting.runs import (
+    FAILED_STATUSES,
+    INTERRUPTED,
+    read_json,
+    read_metrics,
+    recorded_failure,
+    run_status,
+)
 from cifar_resnets.reproduce.spec import Claim, RowSpec, TableSpec, job_name
-
-FAILED_STATUSES = ("failed", "diverged", "error")
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def job_state(job_dir: Path, metric: str) -> tuple[str, str]:
@@ -29,15 +26,15 @@ def job_state(job_dir: Path, metric: str) -> tuple[str, str]:
     a ``metrics.json`` that records a failure (divergence, an error) counts as failed; one that records
     a SIGTERM (``interrupted``, with ``last.ckpt`` saved) is continued by the next run.
     """
-    metrics = read_json(job_dir / "metrics.json")
+    metrics = read_metrics(job_dir)
     if metrics is None:
         return "missing", ""
-    status = str(metrics.get("status", "ok"))
-    if status == "interrupted":
+    status = run_status(metrics)
+    if status == INTERRUPTED:
         return "interrupted", str(metrics.get("error") or status)
     if status in FAILED_STATUSES:
-        reason = metrics.get("error") or metrics.get("message") or metrics.get("reason") or status
-        return "failed", f"{status}: {reason}" if status not in str(reason) else str(reason)
+        reason = recorded_failure(metrics)  # "failed" is the state itself: said once, not twice
+        return "failed", reason if status == "failed" or status in reason else f"{status}: {reason}"
     if metric not in metrics:
         return "failed", f"metrics.json has no {metric!r}"
     return "done", ""
@@ -57,6 +54,7 @@ class RowResult:
     devices: list[str] = field(default_factory=list)  # the distinct devices of the finished seeds
     versions: list[str] = field(default_factory=list)  # their distinct software versions
     seeds: list[int] = field(default_factory=list)  # the seed of each value
+    interrupted: int = 0  # seeds stopped by SIGTERM with last.ckpt saved: the next run continues them
 
     @property
     def by_seed(self) -> dict[int, float]:
@@ -89,7 +87,7 @@ class RowResult:
                 else f"{self.seeds_total - done}/{self.seeds_total} failed: {reason}"
             )
         if done == 0:
-            return "not yet run"
+            return "interrupted (the next run continues it)" if self.interrupted else "not yet run"
         if done < self.seeds_total:
             return f"missing ({done}/{self.seeds_total} seeds done)"
         return "ok"
@@ -132,14 +130,14 @@ def gather(table: TableSpec, table_dir: Path, seeds: int | None = None) -> list[
     recorded = read_json(table_dir / "jobs.json") or {}
     results = []
     for row in table.rows:
-        values, failures, dirs, done_seeds = [], [], [], []
+        values, failures, dirs, done_seeds, interrupted = [], [], [], [], 0
         epochs, steps, wall, ips, devices, versions = [], [], [], [], [], []
         for seed in range(seeds):
             name = job_name(row.name, seed)
             job_dir = table_dir / "runs" / name
             state, reason = job_state(job_dir, table.metric)
             if state == "done":
-                metrics = read_json(job_dir / "metrics.json") or {}
+                metrics = read_metrics(job_dir) or {}
                 values.append(display_value(float(metrics[table.metric]), table.display))
                 epochs.append(metrics.get("epochs"))
                 steps.append(metrics.get("steps"))
@@ -151,6 +149,7 @@ def gather(table: TableSpec, table_dir: Path, seeds: int | None = None) -> list[
                 dirs.append(job_dir)
                 done_seeds.append(seed)
                 continue
+            interrupted += state == "interrupted"
             record = recorded.get(name, {})
             if state == "failed" or record.get("status") == "failed":
                 failures.append(reason or record.get("reason") or "unknown error")
@@ -168,6 +167,7 @@ def gather(table: TableSpec, table_dir: Path, seeds: int | None = None) -> list[
                 devices=_distinct(devices),
                 versions=_distinct(versions),
                 seeds=done_seeds,
+                interrupted=interrupted,
             )
         )
     return results

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from cifar_resnets.config.compose import compose_train
+from cifar_resnets.reporting.runs import read_json
 from cifar_resnets.reproduce.plan import Job, longest_first, plan, smoke_overrides, write_smoke_data
 from cifar_resnets.reproduce.report import format_seconds, report
-from cifar_resnets.reproduce.results import job_state, read_json
+from cifar_resnets.reproduce.results import job_state
 from cifar_resnets.reproduce.spec import RowSpec, TableSpec, job_name, load_table_arg
 from cifar_resnets.reproduce.table_lock import table_folder_lock
 
@@ -32,10 +33,8 @@ _ERROR_LINE = re.compile(r"^(?:[\w.]+(?:Error|Exception|Interrupt)|cifar-train: 
 
 
 def failure_reason(job_dir: Path, output: str, returncode: int | None) -> str:
-    """Why a job has no result: its own record first, then the error line of the process output."""
-    metrics = read_json(job_dir / "metrics.json")
-    if metrics and metrics.get("status") not in (None, "ok"):
-        return str(metrics.get("error") or metrics.get("message") or metrics["status"])
+    """Why a job left no ``metrics.json`` (a record's own reason is ``job_state``'s): its ``error.txt``,
+    then the error line of the process output."""
     error_file = job_dir / "error.txt"
     if error_file.is_file():
         lines = [ln for ln in error_file.read_text(errors="replace").splitlines() if ln.strip()]

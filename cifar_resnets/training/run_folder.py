@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 
 from cifar_resnets.errors import CheckpointError, RunError
 from cifar_resnets.reporting.plots import write_training_history
+from cifar_resnets.reporting.runs import read_metrics, run_status
 from cifar_resnets.training.run_lock import holds_run
 
 log = logging.getLogger(__name__)
@@ -79,14 +80,6 @@ def _utc_stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H-%M-%S.%fZ")
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _checkpoint_step(path: Path) -> int | None:
     from cifar_resnets.inference.checkpoint import read_checkpoint
 
@@ -121,9 +114,7 @@ class RunFolder:
         """The run this folder already holds (``run_lock.holds_run``), or None."""
         if not self.path.is_dir() or not holds_run(self.path):
             return None
-        metrics_file = self.path / "metrics.json"
-        metrics = _read_json(metrics_file) or {}
-        status = metrics.get("status") if metrics_file.exists() else None
+        metrics = read_metrics(self.path) or {}
         last_step = _checkpoint_step(self.last_checkpoint) if self.last_checkpoint.is_file() else None
 
         def count(key: str) -> int | None:
@@ -131,7 +122,7 @@ class RunFolder:
             return value if isinstance(value, int) and not isinstance(value, bool) else None
 
         return ExistingRun(
-            status=str(status) if status is not None else None,
+            status=run_status(metrics),
             epochs=count("epochs"),
             steps=count("steps"),
             metrics=metrics,
