@@ -240,13 +240,10 @@ def _data_root(model: LoadedModel) -> Path | None:
 
 @st.cache_resource(max_entries=4, show_spinner="Reading test images ...")
 def _cifar_test_split(folder: str, name: str, mtime_ns: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    from cifar_resnets.data.cifar_files import CIFAR_SPECS, read_cifar_batch, read_class_names
+    """The data package's test split and class names, kept while the test file is unchanged (``mtime_ns``)."""
+    from cifar_resnets.data.cifar_files import read_class_names, read_split
 
-    spec = CIFAR_SPECS[name]
-    parts = [read_cifar_batch(Path(folder) / f, spec.label_key, spec.num_classes) for f in spec.test_files]
-    images = np.concatenate([p[0] for p in parts])
-    labels = np.concatenate([p[1] for p in parts])
-    return images, labels, read_class_names(folder, name)
+    return (*read_split(folder, name, "test"), read_class_names(folder, name))
 
 
 def _png(pixels: np.ndarray) -> bytes:

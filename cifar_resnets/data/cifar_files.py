@@ -297,17 +297,20 @@ def ensure_cifar(root: str | Path, name: str, download: bool = False) -> Path:
 
 def load_cifar(root: str | Path, name: str = "cifar10", download: bool = False) -> CIFARArrays:
     """Read a whole CIFAR-10/100 dataset (train + test + class names) from `root`."""
-    spec = _spec(name)
     folder = ensure_cifar(root, name, download)
     classes = read_class_names(folder, name)
-
-    def read(files: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-        parts = [read_cifar_batch(folder / f, spec.label_key, spec.num_classes) for f in files]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-    train_images, train_labels = read(spec.train_files)
-    test_images, test_labels = read(spec.test_files)
+    train_images, train_labels = read_split(folder, name, "train")
+    test_images, test_labels = read_split(folder, name, "test")
     return CIFARArrays(train_images, train_labels, test_images, test_labels, classes)
+
+
+def read_split(folder: str | Path, name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The official ``train`` or ``test`` split of dataset ``name`` from its ``folder`` (e.g.
+    ``cifar-10-batches-py``), validated: (uint8 images [N, 3, 32, 32], int64 labels [N])."""
+    spec = _spec(name)
+    files = {"train": spec.train_files, "test": spec.test_files}[split]
+    parts = [read_cifar_batch(Path(folder) / f, spec.label_key, spec.num_classes) for f in files]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 @dataclass(frozen=True)
