@@ -14,7 +14,7 @@ import yaml
 
 from cifar_resnets.config.resources import conf_dir
 from cifar_resnets.data.cifar import CIFARDataModule
-from cifar_resnets.data.cifar_files import load_cifar, load_cifar_pickle
+from cifar_resnets.data.cifar_files import cifar_splits, load_cifar, load_cifar_pickle
 from cifar_resnets.data.gpu_loader import GPUBatchLoader, mix_batch
 from cifar_resnets.data.synthetic import main as synthetic_main
 from cifar_resnets.data.synthetic import write_synthetic_cifar
@@ -391,14 +391,17 @@ def test_datamodule_split_sizes_and_contract(synthetic_cifar10):
     dm.setup("fit")
     assert dm.num_classes == 10 and dm.classes[1] == "automobile" and dm.image_size == 32
     assert len(dm.mean) == 3 and len(dm.std) == 3
-    train_x, train_y = dm.train_arrays()
-    val_x, val_y = dm.val_arrays()
-    assert train_x.shape[0] == 412 and val_x.shape[0] == 100 and dm.test_arrays()[0].shape[0] == 256
+    val_y = torch.cat([y for _, y in dm.val_dataloader()])
+    test_size = sum(y.shape[0] for _, y in dm.test_dataloader())
+    assert dm.train_arrays()[0].shape[0] == 412 and val_y.shape[0] == 100 and test_size == 256
     assert dm.steps_per_epoch == 412 // 32 == len(dm.train_dataloader())
-    # the split is a partition of the training images, fixed by split_seed
+    # the split is the one cifar_splits holds out (cifar-eval rebuilds it so), fixed by split_seed
+    assert torch.equal(
+        val_y, torch.from_numpy(cifar_splits(synthetic_cifar10, "cifar10", val_size=100).val[1])
+    )
     again = CIFARDataModule("cifar10", str(synthetic_cifar10), val_size=100)
     again.setup("fit")
-    assert torch.equal(again.val_arrays()[1], val_y)
+    assert torch.equal(torch.cat([y for _, y in again.val_dataloader()]), val_y)
     assert len(dm.val_dataloader()) == 2
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from cifar_resnets.data.cifar import CIFARDataModule
-from cifar_resnets.data.cifar_files import load_cifar
+from cifar_resnets.data.cifar_files import cifar_splits, load_cifar
 from cifar_resnets.data.gpu_loader import GPUBatchLoader, resize
 from cifar_resnets.data.transforms import eval_view, normalize
 from cifar_resnets.errors import ConfigError
@@ -53,7 +54,8 @@ def test_both_loaders_feed_eval_images_as_inference_does(synthetic_cifar10: Path
     gpu = next(iter(_dm(synthetic_cifar10, "gpu", image_size=size).test_dataloader()))[0]
     cpu = next(iter(_dm(synthetic_cifar10, "cpu", image_size=size).test_dataloader()))[0]
     dm = _dm(synthetic_cifar10, "cpu", image_size=size)
-    expected = normalize(eval_view(dm.test_arrays()[0][:64], size), dm.mean, dm.std)
+    test_images = torch.from_numpy(load_cifar(synthetic_cifar10, "cifar10").test_images[:64])
+    expected = normalize(eval_view(test_images, size), dm.mean, dm.std)
     torch.testing.assert_close(cpu, expected, rtol=0, atol=1e-6)
     torch.testing.assert_close(gpu, expected, rtol=0, atol=1e-5)  # one uint8 step is ~0.016
 
@@ -96,16 +98,19 @@ def test_classes_subset_relabels_in_given_order(synthetic_cifar10: Path) -> None
     assert dm.num_classes == 3  # known before setup: the module is built from it
     dm.setup("fit")
     assert dm.classes == [full.classes[7], full.classes[2], full.classes[9]]
+    splits = cifar_splits(synthetic_cifar10, "cifar10", classes=[7, 2, 9], val_size=20)
+    assert splits.classes == dm.classes
+    # the datamodule tests on this split: the same relabelled labels, in the same order
+    assert torch.equal(torch.cat([y for _, y in dm.test_dataloader()]), torch.from_numpy(splits.test[1]))
     for split, labels in (("train", full.train_labels), ("test", full.test_labels)):
-        images, y = dm.train_arrays() if split == "train" else dm.test_arrays()
+        images, y = splits.train if split == "train" else splits.test
         if split == "train":
-            images = torch.cat([images, dm.val_arrays()[0]])
-            y = torch.cat([y, dm.val_arrays()[1]])
-        expected = sum(int((torch.as_tensor(labels) == c).sum()) for c in (7, 2, 9))
+            images, y = np.concatenate([images, splits.val[0]]), np.concatenate([y, splits.val[1]])
+        expected = sum(int((labels == c).sum()) for c in (7, 2, 9))
         assert images.shape[0] == expected and set(y.tolist()) == {0, 1, 2}
     # relabelled images are the original class-7 images, in file order
-    test_images = torch.as_tensor(full.test_images)[torch.as_tensor(full.test_labels) == 7]
-    assert torch.equal(dm.test_arrays()[0][dm.test_arrays()[1] == 0], test_images)
+    test_images, test_labels = splits.test
+    assert np.array_equal(test_images[test_labels == 0], full.test_images[full.test_labels == 7])
 
 
 @pytest.mark.parametrize(

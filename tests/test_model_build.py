@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -61,12 +58,3 @@ def test_pretrained_false_leaves_out_the_weights_to_load_first(tmp_path) -> None
     with pytest.raises(ConfigError, match="does not exist"):
         build_net(cfg, 10)
     assert isinstance(build_net(cfg, 10, pretrained=False), CifarResNet)
-
-
-def test_importing_it_loads_neither_hydra_nor_lightning() -> None:
-    code = (
-        "import sys, cifar_resnets.models.build as b;"
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'hydra', 'omegaconf', 'lightning'}))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"

@@ -9,13 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from lightning.pytorch.profilers import PassThroughProfiler, SimpleProfiler
 from train_helpers import read_metrics, run_cli, tiny_overrides
 
 from cifar_resnets.config.compose import compose_train
 from cifar_resnets.config.resources import conf_dir
 from cifar_resnets.hardware import cpu_has_native_bf16
-from cifar_resnets.training.build import build_trainer
 from cifar_resnets.training.train import train
 
 GROUPS = ["data", "model", "optim", "schedule", "augment", "trainer", "callbacks", "logger"]
@@ -170,10 +168,12 @@ def test_resnet20_learns_real_cifar10_on_cpu(real_cifar10: Path, tmp_path: Path)
     assert metrics["test/acc"] >= 0.35, metrics
 
 
-@pytest.mark.parametrize("name,profiler", [("null", PassThroughProfiler), ("simple", SimpleProfiler)])
-def test_trainer_profiler_is_lightnings_by_name(tmp_path: Path, name: str, profiler: type) -> None:
-    trainer = build_trainer(compose_train(["trainer=cpu", f"trainer.profiler={name}"], output_dir=tmp_path))
-    assert type(trainer.profiler) is profiler
+def test_simple_profiler_reports_the_run(synthetic_cifar10: Path, tmp_path: Path, caplog) -> None:
+    """trainer.profiler=simple: the run's log ends with Lightning's profiler report of the fit."""
+    extra = {"trainer.profiler": "simple", "trainer.max_steps": 1, "test_after_fit": False}
+    with caplog.at_level("INFO"):
+        train(compose_train(tiny_overrides(synthetic_cifar10, **extra), output_dir=tmp_path))
+    assert "FIT Profiler Report" in caplog.text and "run_training_epoch" in caplog.text
 
 
 def test_a_training_run_imports_neither_reproduce_nor_bench() -> None:

@@ -150,14 +150,6 @@ class CIFARDataModule(L.LightningDataModule):
         """(uint8 images [N, 3, 32, 32], int64 labels) of the training split, on the CPU."""
         return self._require("train")
 
-    def val_arrays(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(uint8 images, int64 labels) of the validation split (empty when val_size=0)."""
-        return self._require("val")
-
-    def test_arrays(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(uint8 images, int64 labels) of the test split, for evaluation tools."""
-        return self._require("test")
-
     # ----- trainer context -----
     @property
     def _device(self) -> torch.device:
@@ -260,5 +252,5 @@ class CIFARDataModule(L.LightningDataModule):
         return self._make("test", train=False)
 
     def teardown(self, stage: str | None = None) -> None:
-        """Free device copies (the CPU arrays stay for evaluation tools)."""
+        """Free device copies (the CPU arrays stay: a later fit or test reuses them)."""
         self._device_splits.clear()
