@@ -828,6 +828,16 @@ def test_preprocess_follows_the_checkpoint_data_config() -> None:
     )
 
 
+def test_a_runs_recorded_attempts_are_part_of_it_not_runs_of_their_own(tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "2026-01-02" / RUN_NAME
+    attempt = run / "attempts" / "2026-01-03T00-00-00.000Z"
+    attempt.mkdir(parents=True)
+    (run / "config.yaml").write_text("model: {name: resnet20}\n")
+    (run / "metrics.json").write_text(json.dumps({"status": "completed", "test/acc": 0.5}))
+    (attempt / "metrics.json").write_text(json.dumps({"status": "refused", "error": "RunError: ..."}))
+    assert [r.path for r in find_runs(tmp_path)] == [run]
+
+
 def test_run_readers(app_outputs: Path, checkpoint: Path) -> None:
     runs = find_runs(app_outputs)
     assert [r.name for r in runs] == [RUN_NAME]

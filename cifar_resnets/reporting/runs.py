@@ -22,6 +22,7 @@ METRICS_FILE = "metrics.json"  # written by training.run_folder: the run's numbe
 RUN_MARKERS = ("config.yaml", METRICS_FILE)
 EVENTS_GLOB = "events.out.tfevents.*"
 CSV_METRICS = "metrics.csv"  # the CSV logger's file (conf/logger/csv.yaml)
+ATTEMPTS = "attempts"  # a run's failed or refused continuations (training.run_folder): part of the run
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIME = re.compile(r"^(\d{2}-\d{2}-\d{2})")
 
@@ -200,7 +201,7 @@ def find_runs(outputs: str | Path) -> list[Run]:
                 candidates.add(folder)
     runs = []
     for folder in sorted(candidates):
-        if not _is_run_dir(folder):
+        if not _is_run_dir(folder) or (folder.parent.name == ATTEMPTS and _is_run_dir(folder.parent.parent)):
             continue
         runs.append(
             Run(

@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 
 from cifar_resnets.errors import CheckpointError, RunError
 from cifar_resnets.reporting.plots import write_training_history
-from cifar_resnets.reporting.runs import read_metrics, run_status
+from cifar_resnets.reporting.runs import ATTEMPTS, read_metrics, run_status
 from cifar_resnets.training.run_lock import holds_run
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ class RunFolder:
 
     def record_attempts_aside(self) -> None:
         """From now on, failure records go to ``attempts/<UTC time>/``, beside the run's own files."""
-        self.failures = self.path / "attempts" / _utc_stamp()
+        self.failures = self.path / ATTEMPTS / _utc_stamp()
 
     def write_config(self, config: dict[str, Any]) -> None:
         if self.writes:
