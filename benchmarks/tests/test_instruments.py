@@ -7,6 +7,7 @@ import json
 
 import host_step_time
 import lightning as L
+import plain_recipe
 import pytest
 import raw_loop
 import time_to_accuracy
@@ -125,3 +126,23 @@ def test_time_to_accuracy_trains_the_recipe_with_and_without_the_recorded_step(t
     assert all(r["model"] == "resnet20" and r["epochs"] == 1 and 0 <= r["test_acc"] <= 1 for r in rows)
     difference = round(100 * (rows[0]["test_acc"] - rows[1]["test_acc"]), 2)
     assert report["accuracy_difference_points"] == difference
+
+
+def test_plain_recipe_trains_and_records_its_run(synthetic_cifar10, tmp_path, monkeypatch):
+    """The plain PyTorch loop of the plain-vs-residual recipe learns the easy synthetic classes and
+    writes its settings, curve and test accuracy."""
+    out = tmp_path / "plain.json"
+    argv = ["plain_recipe.py", "--data-root", str(synthetic_cifar10), "--net", "resnet20",
+            "--num-train", "384", "--val-size", "128", "--batch-size", "32", "--epochs", "3",
+            "--warmup-steps", "12", "--json", str(out)]  # fmt: skip
+    monkeypatch.setattr("sys.argv", argv)
+    plain_recipe.main()
+    result = json.loads(out.read_text())
+    assert (result["net"], result["epochs"], result["shortcut"], len(result["curve"])) == (
+        "resnet20",
+        3,
+        "B",
+        3,
+    )
+    assert result["curve"][-1]["train_loss"] < result["curve"][0]["train_loss"]
+    assert result["test_acc"] > 0.3  # ten classes: chance is 0.1
