@@ -8,9 +8,9 @@ exact moment by the test-only checkpoint writer or callback of ``fault_injection
 config; the resumed run must end at the same global step and epoch as the uninterrupted one, with
 bit-identical weights (raw and EMA) and optimizer state.
 
-The 28 runs are forked, two at a time, from a server that imported torch and Lightning once
-(``multiprocessing``'s forkserver: a fresh interpreter that never ran a torch kernel, so no thread pool
-is copied into a fork), and each limit mode's config is composed once. Every run uses one CPU thread
+The 28 runs are fresh interpreters (``multiprocessing``'s spawn), two at a time: no thread pool of a torch
+kernel is copied into them, and each reports its exit status itself (a forkserver sometimes could not,
+and the run read 255). Each limit mode's config is composed once. Every run uses one CPU thread
 (the reduction order of CPU kernels depends on the thread count), ``trainer.deterministic=true`` and the
 GPU-resident loader on CPU tensors, whose position survives a mid-epoch checkpoint.
 """
@@ -94,11 +94,10 @@ def _with_kill(cfg: DictConfig, kill: str) -> DictConfig:
 
 
 class Runs:
-    """Forked training runs, at most two at a time (one per CPU core, one thread each)."""
+    """Training runs in fresh processes, at most two at a time (one per CPU core, one thread each)."""
 
     def __init__(self) -> None:
-        self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["fault_injection"])
+        self._context = multiprocessing.get_context("spawn")
         self._pool = ThreadPoolExecutor(max_workers=2)
 
     def _run(self, cfg: DictConfig, run_dir: Path) -> int:
@@ -118,7 +117,7 @@ class Runs:
 
 @pytest.fixture(scope="module")
 def runs():
-    """A ``Runs`` whose server, and every process it forks, has one thread and finds ``fault_injection``."""
+    """A ``Runs`` whose processes each have one thread and find ``fault_injection``."""
     environment = {**ONE_THREAD, "PYTHONPATH": fault_injection.TESTS_PYTHONPATH}
     saved = {key: os.environ.get(key) for key in environment}
     os.environ.update(environment)
