@@ -517,6 +517,12 @@ def check_data_files(cfg: DictConfig) -> None:
             raise ConfigError(problem)
 
 
+def command_name(config: DictConfig) -> str:
+    """The command a Hydra callback's refusal names: the config's (``hydra.help.app_name``; cifar-search
+    sets its own), cifar-train's by default."""
+    return OmegaConf.select(config, "hydra.help.app_name") or "cifar-train"
+
+
 class CheckConfigCallback(Callback):
     """Runs ``check_config`` before Hydra creates any folder (single runs and sweeps alike); a refusal
     names the command, as the config names it (``hydra.help.app_name``: cifar-search sets its own)."""
@@ -525,7 +531,7 @@ class CheckConfigCallback(Callback):
         self, config: DictConfig, output_key: str = "hydra.run.dir", swept: tuple[str, ...] = ()
     ) -> None:
         HydraConfig.instance().set_config(config)
-        prog = OmegaConf.select(config, "hydra.help.app_name") or "cifar-train"
+        prog = command_name(config)
         try:
             check_config(config)
         except ConfigError as err:

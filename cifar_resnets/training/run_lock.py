@@ -24,6 +24,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from cifar_resnets.config.checks import command_name
 from cifar_resnets.errors import RunError, UserError
 
 log = logging.getLogger(__name__)
@@ -194,8 +195,8 @@ class RunFolderLockCallback(Callback):
         return os.path.abspath(str(config.hydra.run.dir))  # what Hydra's run_job makes the output folder
 
     @staticmethod
-    def _refuse(err: UserError) -> None:
-        print(f"cifar-train: error: {err}", file=sys.stderr)
+    def _refuse(config: DictConfig, err: UserError) -> None:
+        print(f"{command_name(config)}: error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -203,7 +204,7 @@ class RunFolderLockCallback(Callback):
         try:
             acquire(folder)
         except RunError as err:
-            self._refuse(err)
+            self._refuse(config, err)
         # Loaded here, when the run goes ahead: the checks read checkpoints (torch, Lightning).
         from cifar_resnets.errors import find_user_error
         from cifar_resnets.training.run_folder import RunFolder
@@ -216,9 +217,9 @@ class RunFolderLockCallback(Callback):
             user_error = find_user_error(err)
             if user_error is None:
                 raise
-            self._refuse(user_error)
+            self._refuse(config, user_error)
         if start.finished:
-            print(f"cifar-train: {finished_message(run_folder, start.existing)}", file=sys.stderr)
+            print(f"{command_name(config)}: {finished_message(run_folder, start.existing)}", file=sys.stderr)
             sys.exit(0)
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -228,7 +229,7 @@ class RunFolderLockCallback(Callback):
         try:
             acquire(os.path.abspath(str(config.hydra.sweep.dir)), SWEEP_LOCK_NAME)
         except RunError as err:
-            self._refuse(err)
+            self._refuse(config, err)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         release(os.path.abspath(str(config.hydra.sweep.dir)), SWEEP_LOCK_NAME)
